@@ -1,0 +1,440 @@
+//! The 4-byte envelope and the LZ4 frame (spec §3.1–3.2).
+//!
+//! Writing: linked 256 KiB blocks fed 256 KiB at a time, no checksums, no
+//! content size; the object falls back to the raw stream when any block
+//! would be stored uncompressed or the frame is longer than the stream.
+//! Reading: the frame is walked block by block (so a stored block or a
+//! frame option CLFS never uses is reported precisely), then decompressed
+//! by liblz4 with an output cap.
+
+use std::io::{Read, Write};
+
+use lz4::{BlockMode, BlockSize, ContentChecksum};
+
+use super::error::{DecodeError, DecodeResult, EncodeError};
+
+/// Envelope length.
+pub const ENVELOPE_LEN: usize = 4;
+/// LZ4 frame magic (`04 22 4D 18`).
+pub const LZ4_MAGIC: u32 = 0x184D_2204;
+/// The only frame header CLFSLoad writes.
+pub const LZ4_FRAME_HEADER: [u8; 7] = [0x04, 0x22, 0x4d, 0x18, 0x40, 0x50, 0x77];
+/// Block size and feed size of the frames we write.
+pub const LZ4_BLOCK: usize = 262_144;
+/// Largest handle stream a reader accepts (a full 8 MiB data segment is
+/// 8 388 696 bytes; directory segments are smaller).
+pub const MAX_STREAM_LEN: usize = 64 << 20;
+
+/// Compression field of the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// 0: the raw handle stream.
+    None = 0,
+    /// 1: one LZ4 frame.
+    Lz4 = 1,
+}
+
+/// Builds a blob body: envelope and, with `Lz4`, a frame if it is allowed
+/// and not longer than the stream; otherwise the raw stream.
+pub fn seal(stream: &[u8], compression: Compression) -> Result<Vec<u8>, EncodeError> {
+    if compression == Compression::Lz4 {
+        if let Some(body) = try_lz4(stream)? {
+            return Ok(body);
+        }
+    }
+    let mut body = Vec::with_capacity(ENVELOPE_LEN + stream.len());
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    body.extend_from_slice(stream);
+    Ok(body)
+}
+
+/// Like [`seal`], for a stream already placed after a 4-byte placeholder
+/// in `body` (saves a copy when compression falls back to raw).
+pub fn seal_in_place(mut body: Vec<u8>, compression: Compression) -> Result<Vec<u8>, EncodeError> {
+    if body.len() < ENVELOPE_LEN {
+        body.resize(ENVELOPE_LEN, 0);
+    }
+    if compression == Compression::Lz4 {
+        if let Some(c) = try_lz4(&body[ENVELOPE_LEN..])? {
+            return Ok(c);
+        }
+    }
+    body[..ENVELOPE_LEN].copy_from_slice(&[0, 0, 0, 0]);
+    Ok(body)
+}
+
+/// A sink that gives up once the output reaches a limit (the frame would
+/// not be kept anyway), so incompressible input is not compressed in full.
+struct CappedSink {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for CappedSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.limit {
+            return Err(std::io::Error::other("frame longer than the stream"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Smallest frame around non-empty input: header 7, one block of at least
+/// 1 + 4 bytes, end mark 4. Shorter streams never compress.
+const MIN_FRAME_LEN: usize = 16;
+
+fn try_lz4(stream: &[u8]) -> Result<Option<Vec<u8>>, EncodeError> {
+    if stream.len() < MIN_FRAME_LEN {
+        return Ok(None);
+    }
+    let limit = ENVELOPE_LEN + stream.len();
+    let mut out = Vec::with_capacity(limit.min(LZ4_BLOCK + 64) + 64);
+    out.extend_from_slice(&[0, 0, 1, 0]);
+    let sink = CappedSink { buf: out, limit };
+    let mut enc = lz4::EncoderBuilder::new()
+        .block_size(BlockSize::Max256KB)
+        .block_mode(BlockMode::Linked)
+        .block_checksum(lz4::liblz4::BlockChecksum::NoBlockChecksum)
+        .checksum(ContentChecksum::NoChecksum)
+        .level(0)
+        .auto_flush(false)
+        .build(sink)
+        .map_err(|e| EncodeError::Lz4(e.to_string()))?;
+    for piece in stream.chunks(LZ4_BLOCK) {
+        if enc.write_all(piece).is_err() {
+            return Ok(None);
+        }
+    }
+    let (sink, res) = enc.finish();
+    if res.is_err() {
+        return Ok(None);
+    }
+    let body = sink.buf;
+    match walk_frame(&body[ENVELOPE_LEN..]) {
+        Ok(info) if info.stored_blocks == 0 => Ok(Some(body)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(EncodeError::Lz4(format!("liblz4 produced a frame we cannot walk: {e}"))),
+    }
+}
+
+/// What a walk over an LZ4 frame found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FrameInfo {
+    /// The FLG byte.
+    pub flg: u8,
+    /// The BD byte.
+    pub bd: u8,
+    /// Number of data blocks.
+    pub blocks: usize,
+    /// Blocks stored uncompressed (bit 31 of the size word).
+    pub stored_blocks: usize,
+    /// Offset (in the frame) of the first stored block's size word.
+    pub first_stored_at: Option<usize>,
+    /// Frame length including the end mark (and content checksum).
+    pub len: usize,
+}
+
+impl FrameInfo {
+    /// True when the frame has exactly the options CLFSLoad writes.
+    pub fn is_clfs_frame(&self) -> bool {
+        self.flg == 0x40 && self.bd == 0x50
+    }
+}
+
+/// Walks an LZ4 frame: header, block size words, end mark. Checks the
+/// structure and the header checksum, not the compressed data.
+pub fn walk_frame(frame: &[u8]) -> DecodeResult<FrameInfo> {
+    let mut r = super::bytes::ByteReader::new(frame, 0);
+    let magic = r.u32("LZ4 frame magic")?;
+    if magic != LZ4_MAGIC {
+        return Err(DecodeError::invalid(
+            0,
+            "LZ4 frame magic",
+            format!("{magic:#010x}, expected 0x184d2204"),
+        ));
+    }
+    let flg = r.u8("LZ4 FLG byte")?;
+    let bd = r.u8("LZ4 BD byte")?;
+    if flg >> 6 != 1 {
+        return Err(DecodeError::invalid(4, "LZ4 FLG byte", format!("version {} (expected 1)", flg >> 6)));
+    }
+    if flg & 0x02 != 0 || bd & 0x8f != 0 {
+        return Err(DecodeError::invalid(4, "LZ4 FLG/BD", "reserved bits set"));
+    }
+    let block_max = match (bd >> 4) & 7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        c => return Err(DecodeError::invalid(5, "LZ4 BD byte", format!("block size code {c}"))),
+    };
+    let block_checksum = flg & 0x10 != 0;
+    let content_size = flg & 0x08 != 0;
+    let content_checksum = flg & 0x04 != 0;
+    let dict_id = flg & 0x01 != 0;
+    if content_size {
+        r.take(8, "LZ4 content size")?;
+    }
+    if dict_id {
+        r.take(4, "LZ4 dictionary id")?;
+    }
+    let hc_at = r.offset();
+    let hc = r.u8("LZ4 header checksum")?;
+    let expect = ((xxhash32(&frame[4..hc_at], 0) >> 8) & 0xff) as u8;
+    if hc != expect {
+        return Err(DecodeError::invalid(
+            hc_at,
+            "LZ4 header checksum",
+            format!("{hc:#04x}, expected {expect:#04x}"),
+        ));
+    }
+    let mut info = FrameInfo {
+        flg,
+        bd,
+        ..FrameInfo::default()
+    };
+    loop {
+        let at = r.offset();
+        let word = r.u32("LZ4 block size")?;
+        if word == 0 {
+            break;
+        }
+        let size = (word & 0x7fff_ffff) as usize;
+        if size > block_max {
+            return Err(DecodeError::invalid(
+                at,
+                "LZ4 block size",
+                format!("{size} bytes, more than the frame's {block_max}-byte blocks"),
+            ));
+        }
+        if word & 0x8000_0000 != 0 {
+            info.stored_blocks += 1;
+            info.first_stored_at.get_or_insert(at);
+        }
+        info.blocks += 1;
+        r.take(size, "LZ4 block data")?;
+        if block_checksum {
+            r.take(4, "LZ4 block checksum")?;
+        }
+    }
+    if content_checksum {
+        r.take(4, "LZ4 content checksum")?;
+    }
+    info.len = r.offset();
+    r.finish("LZ4 frame")?;
+    Ok(info)
+}
+
+/// An opened blob body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The envelope's compression field.
+    pub compression: Compression,
+    /// The handle stream.
+    pub stream: Vec<u8>,
+    /// The frame's structure, when compressed.
+    pub frame: Option<FrameInfo>,
+}
+
+/// How strict [`open`] is about frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramePolicy {
+    /// Only what CLFS reads: FLG 0x40, BD 0x50, no stored blocks.
+    Clfs,
+    /// Any valid LZ4 frame (for containers written by other tools).
+    Any,
+}
+
+/// Opens a blob body: checks the envelope, walks and decompresses the
+/// frame. Offsets in errors are relative to the blob body.
+pub fn open(body: &[u8], policy: FramePolicy) -> DecodeResult<Opened> {
+    let mut r = super::bytes::ByteReader::new(body, 0);
+    let enc = r.u16("envelope encryption type")?;
+    if enc != 0 {
+        return Err(DecodeError::invalid(
+            0,
+            "envelope encryption type",
+            format!("{enc} (only 0, unencrypted, is supported)"),
+        ));
+    }
+    let comp = r.u16("envelope compression type")?;
+    let payload = &body[ENVELOPE_LEN..];
+    match comp {
+        0 => Ok(Opened {
+            compression: Compression::None,
+            stream: payload.to_vec(),
+            frame: None,
+        }),
+        1 => {
+            let info = walk_frame(payload).map_err(|e| e.shifted(ENVELOPE_LEN))?;
+            if policy == FramePolicy::Clfs {
+                if let Some(at) = info.first_stored_at {
+                    return Err(DecodeError::invalid(
+                        ENVELOPE_LEN + at,
+                        "LZ4 block",
+                        format!(
+                            "{} of {} blocks stored uncompressed; CLFS cannot read stored blocks",
+                            info.stored_blocks, info.blocks
+                        ),
+                    ));
+                }
+                if !info.is_clfs_frame() {
+                    return Err(DecodeError::invalid(
+                        ENVELOPE_LEN + 4,
+                        "LZ4 frame options",
+                        format!(
+                            "FLG {:#04x} BD {:#04x}, expected 0x40 0x50 (linked 256 KiB blocks, no checksums, no size)",
+                            info.flg, info.bd
+                        ),
+                    ));
+                }
+            }
+            let stream = decompress(payload).map_err(|e| e.shifted(ENVELOPE_LEN))?;
+            Ok(Opened {
+                compression: Compression::Lz4,
+                stream,
+                frame: Some(info),
+            })
+        }
+        c => Err(DecodeError::invalid(
+            2,
+            "envelope compression type",
+            format!("{c}, expected 0 (none) or 1 (LZ4)"),
+        )),
+    }
+}
+
+fn decompress(frame: &[u8]) -> DecodeResult<Vec<u8>> {
+    let dec = lz4::Decoder::new(frame)
+        .map_err(|e| DecodeError::invalid(0, "LZ4 frame", e.to_string()))?;
+    let mut out = Vec::new();
+    dec.take(MAX_STREAM_LEN as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::invalid(0, "LZ4 frame", format!("does not decompress: {e}")))?;
+    if out.len() > MAX_STREAM_LEN {
+        return Err(DecodeError::invalid(
+            0,
+            "LZ4 frame",
+            format!("decompresses to more than {MAX_STREAM_LEN} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+/// xxHash32 (used only for the 1-byte frame header checksum).
+fn xxhash32(data: &[u8], seed: u32) -> u32 {
+    const P1: u32 = 0x9E37_79B1;
+    const P2: u32 = 0x85EB_CA77;
+    const P3: u32 = 0xC2B2_AE3D;
+    const P4: u32 = 0x27D4_EB2F;
+    const P5: u32 = 0x1656_67B1;
+    let round = |acc: u32, lane: u32| acc.wrapping_add(lane.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let mut rest = data;
+    let mut h = if data.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while rest.len() >= 16 {
+            for (i, lane) in v.iter_mut().enumerate() {
+                *lane = round(*lane, le(&rest[i * 4..]));
+            }
+            rest = &rest[16..];
+        }
+        v[0].rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(data.len() as u32);
+    while rest.len() >= 4 {
+        h = h.wrapping_add(le(rest).wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^= h >> 16;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checksum_of_the_clfs_frame() {
+        assert_eq!(xxhash32(&[0x40, 0x50], 0), 0x1933_77E3);
+        assert_eq!(xxhash32(b"", 0), 0x02CC_5D05);
+    }
+
+    #[test]
+    fn spec_3_2_zeros_example() {
+        let body = seal(&vec![0u8; 300_000], Compression::Lz4).unwrap();
+        let want = [
+            0x00, 0x00, 0x01, 0x00, 0x04, 0x22, 0x4d, 0x18, 0x40, 0x50, 0x77, 0x0e, 0x04, 0x00,
+            0x00, 0x1f, 0x00, 0x01, 0x00, 0xff, 0xff,
+        ];
+        assert_eq!(&body[..want.len()], &want);
+        assert_eq!(body.len() - ENVELOPE_LEN, 1215);
+        let info = walk_frame(&body[4..]).unwrap();
+        assert_eq!(info.blocks, 2);
+        assert_eq!(open(&body, FramePolicy::Clfs).unwrap().stream, vec![0u8; 300_000]);
+    }
+
+    #[test]
+    fn incompressible_streams_fall_back_to_raw() {
+        let mut x = 0x1234_5678_u64;
+        let data: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let body = seal(&data, Compression::Lz4).unwrap();
+        assert_eq!(&body[..4], &[0, 0, 0, 0]);
+        assert_eq!(&body[4..], &data[..]);
+    }
+
+    #[test]
+    fn a_frame_of_exactly_n_bytes_is_kept_and_longer_is_not() {
+        // Tiny inputs produce frames longer than themselves.
+        let body = seal(b"abc", Compression::Lz4).unwrap();
+        assert_eq!(body, b"\0\0\0\0abc");
+        let empty = seal(b"", Compression::Lz4).unwrap();
+        assert_eq!(empty, b"\0\0\0\0");
+    }
+
+    #[test]
+    fn reader_rejects_bad_envelopes_and_stored_blocks() {
+        assert!(open(&[1, 0, 0, 0], FramePolicy::Clfs).is_err());
+        assert!(open(&[0, 0, 2, 0], FramePolicy::Clfs).is_err());
+        assert!(open(&[0, 0], FramePolicy::Clfs).is_err());
+        // A hand-made frame with one stored block of 3 bytes.
+        let mut body = vec![0, 0, 1, 0];
+        body.extend_from_slice(&LZ4_FRAME_HEADER);
+        body.extend_from_slice(&(0x8000_0003u32).to_le_bytes());
+        body.extend_from_slice(b"abc");
+        body.extend_from_slice(&[0, 0, 0, 0]);
+        let e = open(&body, FramePolicy::Clfs).unwrap_err();
+        assert_eq!(e.offset, 11);
+        assert!(e.to_string().contains("stored uncompressed"), "{e}");
+        let lenient = open(&body, FramePolicy::Any).unwrap();
+        assert_eq!(lenient.stream, b"abc");
+    }
+}
