@@ -198,10 +198,7 @@ impl Object {
     pub fn encode_into(&self, w: &mut ByteWriter) -> Result<(), EncodeError> {
         match self {
             // The two objects that carry bulk data avoid cloning it.
-            Object::DataSegment(s) => {
-                encode_data_into(w, &s.data)?;
-                Handle::DataBack(s.databack).encode(w)
-            }
+            Object::DataSegment(s) => encode_data_segment_into(w, &s.data, &s.databack),
             Object::Inode(i) if matches!(i.body, InodeBody::Data(_)) => {
                 Handle::Vattr(i.vattr.clone()).encode(w)?;
                 Handle::Bmap(i.bmap.clone()).encode(w)?;
@@ -322,6 +319,29 @@ impl Object {
             ObjectKind::Indirect => "indirect block",
         }
     }
+}
+
+/// Appends a data segment's stream (DATA, DATABACK) from borrowed bytes.
+pub fn encode_data_segment_into(
+    w: &mut ByteWriter,
+    data: &[u8],
+    databack: &DataBack,
+) -> Result<(), EncodeError> {
+    encode_data_into(w, data)?;
+    Handle::DataBack(*databack).encode(w)
+}
+
+/// The blob body of a data segment, from borrowed bytes: what a loader
+/// calls for each 8 MiB piece it reads, without building an [`Object`].
+pub fn encode_data_segment(
+    data: &[u8],
+    databack: &DataBack,
+    compression: Compression,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut w = ByteWriter::new(Vec::with_capacity(data.len() + 128));
+    w.bytes(&[0u8; envelope::ENVELOPE_LEN]);
+    encode_data_segment_into(&mut w, data, databack)?;
+    envelope::seal_in_place(w.buf, compression)
 }
 
 fn decode_inode(seq: &mut Sequence<'_, '_>) -> DecodeResult<Inode> {
