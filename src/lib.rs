@@ -3,5 +3,25 @@
 //! out again.
 //!
 //! The layers, each depending only on those before it:
-//! - [`clfs`]: the format, a pure codec (bytes in, bytes out).
+//! - [`clfs`]: the format, a pure codec (bytes in, bytes out);
+//! - [`store`]: where blobs go (Azure, Azurite, a local directory), with
+//!   retries and a rate cap as layers;
+//! - [`read`]: reading a container back (verify, ls, export), sharing
+//!   only the codec and the stores with the writer;
+//! - `state`: the namespace database (RocksDB);
+//! - `source`: the local tree scanner;
+//! - `emit`: the load engine, namespace → objects → store;
+//! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
+pub mod store;
+pub mod read;
+
+#[cfg(feature = "state")]
+pub mod emit;
+#[cfg(feature = "state")]
+pub mod source;
+#[cfg(feature = "state")]
+pub mod state;
+
+pub mod cli;
+pub mod commands;

@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-
-mod cli;
+use clfs_fs::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

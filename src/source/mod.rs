@@ -1,0 +1,3 @@
+//! What fills the namespace: the local tree scanner.
+
+pub mod scan;

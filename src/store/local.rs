@@ -1,0 +1,428 @@
+//! A directory used as a container: one regular file per blob, named by the
+//! blob name.
+//!
+//! Puts are atomic: the body goes to a temporary file in the subdirectory
+//! [`TEMP_DIR`] of the container (same file system), is flushed, and is
+//! renamed over the final name, so a crash leaves either the old blob, the new
+//! one, or an unlisted temporary file, never half a blob. With
+//! [`LocalOptions::durable`] (the default) the file and the directory are
+//! fsynced before a put returns.
+//!
+//! Blob names containing `/`, the names `.` and `..`, the temporary
+//! directory's name, and names longer than the file system allows (255 bytes)
+//! are refused with [`StoreError::InvalidName`]; CLFS names never hit these.
+//! Listing reads the directory, skips everything that is not a regular file
+//! (the temporary directory included) and sorts by name.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{
+    check_prefix, BlobMeta, BlobName, BlobStore, ListPage, Op, StoreError, LIST_PAGE_SIZE,
+};
+
+/// Name of the subdirectory holding in-progress puts.
+pub const TEMP_DIR: &str = ".clfs-fs-tmp";
+
+/// Longest file name most Linux file systems accept.
+const MAX_FILE_NAME: usize = 255;
+
+/// Options of the local backend.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalOptions {
+    /// fsync each blob and the directory before a put returns.
+    pub durable: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions { durable: true }
+    }
+}
+
+/// A local-directory container.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    options: LocalOptions,
+}
+
+impl LocalStore {
+    /// Opens an existing directory as a container (durable puts).
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Self::open_with(root, LocalOptions::default())
+    }
+
+    /// Opens an existing directory as a container. A missing directory is
+    /// [`StoreError::ContainerNotFound`] (create it with
+    /// [`LocalStore::create_container`]).
+    pub fn open_with(root: impl Into<PathBuf>, options: LocalOptions) -> Result<Self, StoreError> {
+        let root = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::Config(format!(
+                    "{} exists but is not a directory",
+                    root.display()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::ContainerNotFound {
+                    op: Op::List,
+                    name: String::new(),
+                    container: root.display().to_string(),
+                    hint: " (create the directory first)".into(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: Op::List,
+                    name: String::new(),
+                    path: root.display().to_string(),
+                    source,
+                })
+            }
+        }
+        Ok(LocalStore {
+            inner: Arc::new(Inner { root, options }),
+        })
+    }
+
+    /// Creates the directory (and its parents) if needed; returns whether it
+    /// was created.
+    pub fn create_container(root: impl AsRef<Path>) -> Result<bool, StoreError> {
+        let root = root.as_ref();
+        if root.is_dir() {
+            return Ok(false);
+        }
+        fs::create_dir_all(root).map_err(|source| StoreError::Io {
+            op: Op::CreateContainer,
+            name: String::new(),
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(true)
+    }
+
+    /// The container directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Removes leftovers of interrupted puts (the temporary directory's
+    /// files). Safe only when no put is running.
+    pub fn clean_temp(&self) -> Result<usize, StoreError> {
+        let dir = self.inner.root.join(TEMP_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => return Err(self.inner.io(Op::Delete, "", &dir, source)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.inner.io(Op::Delete, "", &dir, e))?;
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| self.inner.io(Op::Delete, "", &path, e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    async fn blocking<T, F>(&self, op: Op, name: &str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Io {
+                op,
+                name: name.to_string(),
+                path: self.inner.root.display().to_string(),
+                source: io::Error::other(format!("file-system task failed: {e}")),
+            })?
+    }
+}
+
+impl Inner {
+    fn io(&self, op: Op, name: &str, path: &Path, source: io::Error) -> StoreError {
+        if source.kind() == io::ErrorKind::NotFound && !self.root.is_dir() {
+            return StoreError::ContainerNotFound {
+                op,
+                name: name.to_string(),
+                container: self.root.display().to_string(),
+                hint: String::new(),
+            };
+        }
+        StoreError::Io {
+            op,
+            name: name.to_string(),
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// The file of blob `name`, after checking the name is representable.
+    fn path_of(&self, name: &BlobName) -> Result<PathBuf, StoreError> {
+        let s = name.as_str();
+        let reason = if s.contains('/') {
+            Some("the local backend cannot store names containing '/'")
+        } else if s == "." || s == ".." || s == TEMP_DIR {
+            Some("this name is reserved in a local container")
+        } else if s.len() > MAX_FILE_NAME {
+            Some("the local backend stores names of at most 255 characters")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(StoreError::InvalidName {
+                name: s.to_string(),
+                reason,
+            }),
+            None => Ok(self.root.join(s)),
+        }
+    }
+
+    fn put(&self, name: &BlobName, data: &[u8]) -> Result<(), StoreError> {
+        let final_path = self.path_of(name)?;
+        let temp_dir = self.root.join(TEMP_DIR);
+        let temp_path = temp_dir.join(format!("{:016x}", rand::random::<u64>()));
+        let err = |path: &Path, e| self.io(Op::Put, name.as_str(), path, e);
+        let mut file = match create_new(&temp_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.root.is_dir() => {
+                match fs::create_dir(&temp_dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(err(&temp_dir, e)),
+                }
+                create_new(&temp_path).map_err(|e| err(&temp_path, e))?
+            }
+            Err(e) => return Err(err(&temp_path, e)),
+        };
+        let written = file.write_all(data).and_then(|()| {
+            if self.options.durable {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        drop(file);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp_path);
+            return Err(err(&temp_path, e));
+        }
+        if let Err(e) = fs::rename(&temp_path, &final_path) {
+            let _ = fs::remove_file(&temp_path);
+            return Err(err(&final_path, e));
+        }
+        if self.options.durable {
+            fs::File::open(&self.root)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| err(&self.root, e))?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &BlobName) -> Result<Bytes, StoreError> {
+        let path = self.path_of(name)?;
+        match fs::read(&path) {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.root.is_dir() => {
+                Err(StoreError::NotFound {
+                    op: Op::Get,
+                    name: name.to_string(),
+                })
+            }
+            Err(e) if is_directory_error(&e, &path) => Err(StoreError::NotFound {
+                op: Op::Get,
+                name: name.to_string(),
+            }),
+            Err(e) => Err(self.io(Op::Get, name.as_str(), &path, e)),
+        }
+    }
+
+    fn head(&self, name: &BlobName) -> Result<Option<BlobMeta>, StoreError> {
+        let path = self.path_of(name)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(BlobMeta {
+                name: name.clone(),
+                size: m.len(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.root.is_dir() => Ok(None),
+            Err(e) => Err(self.io(Op::Head, name.as_str(), &path, e)),
+        }
+    }
+
+    fn delete(&self, name: &BlobName) -> Result<(), StoreError> {
+        let path = self.path_of(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.root.is_dir() => Ok(()),
+            Err(e) => Err(self.io(Op::Delete, name.as_str(), &path, e)),
+        }
+    }
+
+    fn list_page(&self, prefix: &str, marker: Option<&str>) -> Result<ListPage, StoreError> {
+        let entries =
+            fs::read_dir(&self.root).map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
+        let mut blobs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
+            let file_name = entry.file_name();
+            // Names that are not valid blob names (not ASCII, ...) were not
+            // put here by this backend: skip them.
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            if !name.starts_with(prefix) || marker.is_some_and(|m| name <= m) {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if !file_type.is_file() {
+                continue;
+            }
+            let Ok(blob) = BlobName::new(name) else {
+                continue;
+            };
+            let size = match entry.metadata() {
+                Ok(m) => m.len(),
+                // Deleted while we listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io(Op::List, prefix, &entry.path(), e)),
+            };
+            blobs.push(BlobMeta { name: blob, size });
+        }
+        blobs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let next_marker = if blobs.len() > LIST_PAGE_SIZE {
+            blobs.truncate(LIST_PAGE_SIZE);
+            blobs.last().map(|b| b.name.to_string())
+        } else {
+            None
+        };
+        Ok(ListPage { blobs, next_marker })
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+fn is_directory_error(e: &io::Error, path: &Path) -> bool {
+    e.kind() == io::ErrorKind::IsADirectory || path.is_dir()
+}
+
+#[async_trait]
+impl BlobStore for LocalStore {
+    async fn put(&self, name: &BlobName, data: Bytes) -> Result<(), StoreError> {
+        let owned = name.clone();
+        self.blocking(Op::Put, name.as_str(), move |inner| {
+            inner.put(&owned, &data)
+        })
+        .await
+    }
+
+    async fn get(&self, name: &BlobName) -> Result<Bytes, StoreError> {
+        let owned = name.clone();
+        self.blocking(Op::Get, name.as_str(), move |inner| inner.get(&owned))
+            .await
+    }
+
+    async fn head(&self, name: &BlobName) -> Result<Option<BlobMeta>, StoreError> {
+        let owned = name.clone();
+        self.blocking(Op::Head, name.as_str(), move |inner| inner.head(&owned))
+            .await
+    }
+
+    async fn delete(&self, name: &BlobName) -> Result<(), StoreError> {
+        let owned = name.clone();
+        self.blocking(Op::Delete, name.as_str(), move |inner| inner.delete(&owned))
+            .await
+    }
+
+    async fn list_page(&self, prefix: &str, marker: Option<&str>) -> Result<ListPage, StoreError> {
+        check_prefix(prefix)?;
+        let prefix_owned = prefix.to_string();
+        let marker = marker.map(str::to_string);
+        self.blocking(Op::List, prefix, move |inner| {
+            inner.list_page(&prefix_owned, marker.as_deref())
+        })
+        .await
+    }
+
+    fn location(&self) -> String {
+        self.inner.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> BlobName {
+        BlobName::new(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn temp_files_are_not_listed_and_names_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store
+            .put(&name("a"), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        // A leftover of a crashed put, and a foreign subdirectory.
+        fs::write(dir.path().join(TEMP_DIR).join("0123"), b"half").unwrap();
+        fs::create_dir(dir.path().join("adir")).unwrap();
+        let page = store.list_page("", None).await.unwrap();
+        let names: Vec<_> = page.blobs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(store.clean_temp().unwrap(), 1);
+
+        for bad in ["a/b", TEMP_DIR] {
+            let err = store.put(&name(bad), Bytes::new()).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidName { .. }),
+                "{bad}: {err}"
+            );
+        }
+        assert!(store.get(&name("adir")).await.unwrap_err().is_not_found());
+        assert_eq!(store.head(&name("adir")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_container_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = LocalStore::open(dir.path().join("nope")).unwrap_err();
+        assert!(
+            err.to_string().contains("container does not exist"),
+            "{err}"
+        );
+
+        let root = dir.path().join("gone");
+        assert!(LocalStore::create_container(&root).unwrap());
+        let store = LocalStore::open(&root).unwrap();
+        fs::remove_dir(&root).unwrap();
+        let err = store.put(&name("x"), Bytes::new()).await.unwrap_err();
+        assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
+        let err = store.get(&name("x")).await.unwrap_err();
+        assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
+    }
+}

@@ -1,0 +1,350 @@
+//! The reader against the reference containers: each verifies with no
+//! problem at all, decodes to exactly the namespace of its
+//! `reference.json`, and exports to a tree whose contents and metadata
+//! are those of `reference.json`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use clfs_fs::read::export::{export, is_root_user, ExportOptions};
+use clfs_fs::read::json::Json;
+use clfs_fs::read::verify::{canonical_namespace, verify, VerifyOptions};
+
+use common::fixtures::fixture_containers;
+use common::read::{load_reference, open_local, runtime};
+
+#[test]
+fn every_fixture_verifies_without_errors_or_warnings() {
+    let rt = runtime();
+    for container in fixture_containers() {
+        for read_data in [true, false] {
+            let opts = VerifyOptions {
+                read_data,
+                ..VerifyOptions::default()
+            };
+            let report = rt
+                .block_on(verify(open_local(&container.join("blobs")), &opts))
+                .expect("verify runs");
+            let listed: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+            assert_eq!(report.errors, 0, "{}: {listed:#?}", container.display());
+            assert_eq!(report.warnings, 0, "{}: {listed:#?}", container.display());
+            assert!(report.finished);
+            let w = report.stats.walk;
+            assert_eq!((w.dirs, w.files, w.symlinks, w.specials), (36, 1229, 5, 1));
+            assert_eq!(w.dir_segments, 2);
+            assert_eq!(report.stats.data_segments, 8);
+            assert_eq!(report.stats.unreachable, 0);
+            if read_data {
+                // Every byte of the 1 226 distinct files was read.
+                assert_eq!(report.stats.file_bytes, 34_984_540);
+            }
+        }
+    }
+}
+
+#[test]
+fn canonical_namespace_equals_the_reference() {
+    let rt = runtime();
+    for container in fixture_containers() {
+        let reference = load_reference(&container);
+        let (ns, report) = rt
+            .block_on(canonical_namespace(
+                open_local(&container.join("blobs")),
+                16,
+            ))
+            .expect("canonical namespace");
+        assert!(report.ok(), "{:?}", report.problems);
+        let mine: BTreeMap<String, String> = ns
+            .records
+            .iter()
+            .map(|(p, r)| (Json::Str(p.as_bytes().to_vec()).to_text(), r.to_text()))
+            .collect();
+        let missing: Vec<&String> = reference
+            .lines
+            .keys()
+            .filter(|k| !mine.contains_key(*k))
+            .collect();
+        let extra: Vec<&String> = mine
+            .keys()
+            .filter(|k| !reference.lines.contains_key(*k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{}: paths missing: {missing:?}",
+            container.display()
+        );
+        assert!(
+            extra.is_empty(),
+            "{}: paths extra: {extra:?}",
+            container.display()
+        );
+        for (k, want) in &reference.lines {
+            assert_eq!(&mine[k], want, "{}: record {k}", container.display());
+        }
+        // The document is in the reference's line layout and sorted.
+        let doc = String::from_utf8(ns.to_document(&[])).expect("ASCII");
+        let body: Vec<&str> = doc.lines().filter(|l| l.starts_with(" \"")).collect();
+        assert_eq!(body.len(), reference.lines.len());
+    }
+}
+
+#[test]
+fn export_reproduces_the_reference_tree() {
+    let rt = runtime();
+    for container in fixture_containers() {
+        let reference = load_reference(&container);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = tmp.path().join("tree");
+        let opts = ExportOptions::for_current_user();
+        let report = rt
+            .block_on(export(open_local(&container.join("blobs")), &target, &opts))
+            .expect("export runs");
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!(report.warnings, 0, "{:?}", report.problems);
+        assert_eq!(report.stats.files, 1226);
+        assert_eq!(report.stats.hardlinks, 3);
+        assert_eq!(report.stats.bytes, 34_984_540);
+
+        let local = |p: &[u8]| -> PathBuf {
+            let rel = p.strip_prefix(b"/").unwrap_or(p);
+            if rel.is_empty() {
+                target.clone()
+            } else {
+                target.join(OsStr::from_bytes(rel))
+            }
+        };
+        // Pass 1: lstat everything before any content is read (reading
+        // could touch atimes).
+        let seen: Vec<std::fs::Metadata> = reference
+            .records
+            .iter()
+            .map(|(path, _)| {
+                std::fs::symlink_metadata(local(path))
+                    .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(path)))
+            })
+            .collect();
+        // Pass 2: compare, then read contents.
+        let root = is_root_user();
+        for ((path, rec), m) in reference.records.iter().zip(&seen) {
+            let shown = String::from_utf8_lossy(path).into_owned();
+            let int = |k: &str| rec[k].as_u64().unwrap_or_else(|| panic!("{shown}: {k}"));
+            let pair = |k: &str| {
+                (
+                    rec[k][0].as_i64().unwrap_or(-1),
+                    rec[k][1].as_i64().unwrap_or(-1),
+                )
+            };
+            let want_mode =
+                u32::from_str_radix(rec["mode"].as_str().expect("mode"), 8).expect("octal");
+            assert_eq!(m.mode(), want_mode, "{shown}: mode");
+            assert_eq!((m.mtime(), m.mtime_nsec()), pair("mtime"), "{shown}: mtime");
+            assert_eq!((m.atime(), m.atime_nsec()), pair("atime"), "{shown}: atime");
+            if root {
+                assert_eq!(u64::from(m.uid()), int("uid"), "{shown}: uid");
+                assert_eq!(u64::from(m.gid()), int("gid"), "{shown}: gid");
+            }
+            let ft = m.file_type();
+            let p = local(path);
+            match rec["type"].as_str().expect("type") {
+                "dir" => {
+                    assert!(ft.is_dir(), "{shown}: not a directory");
+                    let n = std::fs::read_dir(&p).expect("read_dir").count() as u64;
+                    assert_eq!(n, int("entries"), "{shown}: entries");
+                }
+                "reg" => {
+                    assert!(ft.is_file(), "{shown}: not a file");
+                    assert_eq!(m.len(), int("size"), "{shown}: size");
+                    let names = rec
+                        .get("names")
+                        .and_then(|n| n.as_array())
+                        .map_or(1, Vec::len);
+                    assert_eq!(m.nlink(), names as u64, "{shown}: link count");
+                    let data = std::fs::read(&p).expect("read file");
+                    assert_eq!(
+                        data.len() as u64,
+                        int("content_len"),
+                        "{shown}: content length"
+                    );
+                    assert_eq!(
+                        hex::encode(Sha256::digest(&data)),
+                        rec["sha256"].as_str().expect("sha256"),
+                        "{shown}: contents"
+                    );
+                }
+                "lnk" => {
+                    assert!(ft.is_symlink(), "{shown}: not a symlink");
+                    let t = std::fs::read_link(&p).expect("readlink");
+                    let want = common::read::unescape(rec["symlink"].as_str().expect("target"));
+                    assert_eq!(t.as_os_str().as_bytes(), &want[..], "{shown}: target");
+                }
+                "fifo" => assert!(ft.is_fifo(), "{shown}: not a fifo"),
+                other => panic!("{shown}: unexpected type {other} in the fixture"),
+            }
+        }
+        // Same inode for every name of a hard-link group.
+        let ino = |p: &str| {
+            std::fs::symlink_metadata(local(p.as_bytes()))
+                .expect("lstat")
+                .ino()
+        };
+        assert_eq!(ino("/hardlinks/a/three_1"), ino("/hardlinks/b/three_3"));
+        assert_eq!(ino("/hardlinks/a/three_1"), ino("/hardlinks/a/three_2"));
+        assert_eq!(ino("/hardlinks/b/two_1"), ino("/hardlinks/b/two_2"));
+        assert_ne!(ino("/hardlinks/b/two_1"), ino("/hardlinks/a/three_1"));
+        // The all-zero file is stored as holes.
+        let sparse = std::fs::symlink_metadata(local(b"/data/sparse_24MiB.bin")).expect("lstat");
+        assert!(
+            sparse.blocks() * 512 < sparse.len(),
+            "zeros were written as data"
+        );
+        assert_only_reference_paths(
+            &target,
+            &reference.records.iter().map(|(p, _)| p.clone()).collect(),
+        );
+    }
+}
+
+fn assert_only_reference_paths(target: &Path, want: &std::collections::HashSet<Vec<u8>>) {
+    let mut stack = vec![(target.to_path_buf(), b"/".to_vec())];
+    while let Some((dir, ns)) = stack.pop() {
+        assert!(
+            want.contains(&ns),
+            "unexpected {}",
+            String::from_utf8_lossy(&ns)
+        );
+        if !std::fs::symlink_metadata(&dir).expect("lstat").is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let mut child = ns.clone();
+            if child != b"/" {
+                child.push(b'/');
+            }
+            child.extend_from_slice(e.file_name().as_bytes());
+            stack.push((e.path(), child));
+        }
+    }
+}
+
+#[test]
+fn walk_sends_each_directory_before_its_entries_at_any_parallelism() {
+    use clfs_fs::clfs::id::ROOT;
+    use clfs_fs::read::walk::{walk, Event, WalkOptions};
+    use clfs_fs::read::{Container, NsPath, ProblemSink};
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let container = &fixture_containers()[0];
+    let reference = load_reference(container);
+    let want: HashSet<Vec<u8>> = reference.records.iter().map(|(p, _)| p.clone()).collect();
+    let narrow = WalkOptions {
+        parallel: 1,
+        dirs: 1,
+        readahead: 1,
+        channel: 1,
+        // Every queued directory is dropped and read again.
+        keep_nodes: 0,
+    };
+    for opts in [narrow, WalkOptions::with_parallel(64)] {
+        let (paths, sink) = rt.block_on(async {
+            let c = Arc::new(
+                Container::indexed(open_local(&container.join("blobs")))
+                    .await
+                    .expect("index"),
+            );
+            let located = c.locate(&ROOT).await.expect("locate").expect("root");
+            let root = Arc::new(
+                c.fetch_inode(&ROOT, &located.name)
+                    .await
+                    .expect("root inode"),
+            );
+            let sink = Arc::new(ProblemSink::default());
+            let (tx, mut rx) = tokio::sync::mpsc::channel(opts.channel);
+            let w = tokio::spawn(walk(c, sink.clone(), root, NsPath::root(), ROOT, opts, tx));
+            let mut seen_dirs: HashSet<Vec<u8>> = HashSet::new();
+            let mut paths = Vec::new();
+            let mut done = HashSet::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Node { path, node, .. } => {
+                        let p = path.as_bytes().to_vec();
+                        if !path.is_root() {
+                            let cut = p.iter().rposition(|&b| b == b'/').expect("slash");
+                            let parent = if cut == 0 {
+                                b"/".to_vec()
+                            } else {
+                                p[..cut].to_vec()
+                            };
+                            assert!(seen_dirs.contains(&parent), "{path} before its directory");
+                            assert!(
+                                !done.contains(&parent),
+                                "{path} after its directory was done"
+                            );
+                        }
+                        if node.is_dir() {
+                            seen_dirs.insert(p.clone());
+                        }
+                        paths.push(p);
+                    }
+                    Event::DirDone { path, .. } => {
+                        done.insert(path.as_bytes().to_vec());
+                    }
+                    Event::Broken { path, .. } => panic!("{path} broken"),
+                }
+            }
+            let stats = w.await.expect("walk");
+            assert_eq!(stats.dirs, 36);
+            assert_eq!(done.len(), 36);
+            (paths, sink)
+        });
+        assert_eq!(sink.errors() + sink.warnings(), 0, "{:?}", sink.snapshot());
+        assert_eq!(paths.len(), want.len());
+        assert_eq!(paths.into_iter().collect::<HashSet<_>>(), want);
+    }
+}
+
+#[test]
+fn forced_export_never_writes_through_a_symlink_in_the_way() {
+    let rt = runtime();
+    let container = &fixture_containers()[0];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let target = tmp.path().join("tree");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, target.join("data")).expect("symlink");
+    std::os::unix::fs::symlink(&outside, target.join("empty.txt")).expect("symlink");
+    let mut opts = ExportOptions::for_current_user();
+    opts.force = true;
+    let report = rt
+        .block_on(export(open_local(&container.join("blobs")), &target, &opts))
+        .expect("export runs");
+    assert_eq!(
+        std::fs::read_dir(&outside).expect("read").count(),
+        0,
+        "wrote outside the target"
+    );
+    assert!(!report.ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.path.as_ref().is_some_and(|x| x.as_bytes() == b"/data")),
+        "{:?}",
+        report.problems
+    );
+    // The symlink standing where a file belongs is replaced by the file.
+    assert!(std::fs::symlink_metadata(target.join("empty.txt"))
+        .expect("lstat")
+        .is_file());
+    assert!(target.join("names/with space.txt").is_file());
+}

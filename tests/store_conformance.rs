@@ -1,0 +1,711 @@
+//! One conformance suite over `&dyn BlobStore`, run on the local backend and
+//! on Azure through a real Azurite, plus the store layer's acceptance tests:
+//! 10,000 blobs, 2,000 puts through a fault-injecting proxy, clear messages
+//! for 403 and a missing container, and no SAS signature in any log line.
+//!
+//! Azurite must be installed (`scripts/setup-azurite.sh`, or `AZURITE_BIN`);
+//! without it these tests fail and say so.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clfs_fs::store::azure::{AzureOptions, AzureStore};
+use clfs_fs::store::retry::RetryPolicy;
+use clfs_fs::store::url::{Location, ENV_ACCOUNT_KEY, ENV_SAS_TOKEN};
+use clfs_fs::store::{
+    self, list_all, BlobMeta, BlobName, BlobStore, StoreError, StoreOptions, MAX_OBJECT_SIZE,
+};
+use common::azurite::{Azurite, ACCOUNT, ACCOUNT_KEY};
+use common::fault_proxy::{mixed_schedule, FaultProxy};
+use futures::{StreamExt, TryStreamExt};
+
+/// No credentials from the real environment leak into the tests.
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn name(s: &str) -> BlobName {
+    BlobName::new(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Deterministic content of a given length.
+fn body(seed: u64, len: usize) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Options for tests: the defaults, with a shorter timeout and retry budget
+/// so that a broken test fails quickly.
+fn test_options() -> StoreOptions {
+    StoreOptions {
+        retry: RetryPolicy {
+            max_tries: 6,
+            request_timeout: Duration::from_secs(20),
+            ..RetryPolicy::default()
+        },
+        ..StoreOptions::default()
+    }
+}
+
+/// Creates the container through a bare client, then opens it through
+/// `store::open_with_env` with the standard layers.
+async fn open_azurite(url: &str, options: &StoreOptions) -> Arc<dyn BlobStore> {
+    let Location::Azure(target) = Location::parse(url, &no_env).expect("parse url") else {
+        panic!("not an Azure URL: {url}");
+    };
+    let bare = AzureStore::new(target, &AzureOptions::default()).expect("client");
+    bare.create_container().await.expect("create container");
+    store::open_with_env(url, options, &no_env).expect("open store")
+}
+
+async fn names_under(store: &dyn BlobStore, prefix: &str) -> Vec<String> {
+    list_all(store, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("list {prefix:?}: {e}"))
+        .into_iter()
+        .map(|m| m.name.into_string())
+        .collect()
+}
+
+/// The behaviour every backend must have. `p` is a prefix no other test
+/// uses in the same container.
+async fn conformance(store: &dyn BlobStore, p: &str) {
+    assert!(names_under(store, p).await.is_empty(), "{p} not empty");
+
+    // Names that sort in byte order and need URL escaping.
+    let mut expected: BTreeMap<String, Bytes> = BTreeMap::new();
+    let specials = [
+        "a",
+        "a b",
+        "a-",
+        "a0",
+        "B",
+        "x%2Fy&z=1?q#f+g",
+        "tmp0000006457871C6B_00000000000000000000000000000064.0002.0000006457871C6B.00000000009.FFFFFFFF.0002",
+        "zero",
+    ];
+    for (i, s) in specials.iter().enumerate() {
+        let n = format!("{p}{s}");
+        let data = if *s == "zero" {
+            Bytes::new()
+        } else {
+            body(i as u64, 100 + i * 1000)
+        };
+        store
+            .put(&name(&n), data.clone())
+            .await
+            .unwrap_or_else(|e| panic!("put {n}: {e}"));
+        expected.insert(n, data);
+    }
+    // The largest object CLFS writes, in one put.
+    let big = format!("{p}big");
+    let big_data = body(99, 8_388_700);
+    assert!(big_data.len() <= MAX_OBJECT_SIZE);
+    store
+        .put(&name(&big), big_data.clone())
+        .await
+        .expect("put big");
+    expected.insert(big.clone(), big_data);
+
+    for (n, data) in &expected {
+        let got = store
+            .get(&name(n))
+            .await
+            .unwrap_or_else(|e| panic!("get {n}: {e}"));
+        assert!(
+            got == *data,
+            "{n}: content differs ({} vs {} bytes)",
+            got.len(),
+            data.len()
+        );
+        let meta = store.head(&name(n)).await.expect("head");
+        assert_eq!(
+            meta,
+            Some(BlobMeta {
+                name: name(n),
+                size: data.len() as u64
+            })
+        );
+        assert!(store.exists(&name(n)).await.expect("exists"));
+    }
+
+    // Listing: exactly what was put, in name order, with sizes.
+    let listed = list_all(store, p).await.expect("list");
+    let want: Vec<(String, u64)> = expected
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len() as u64))
+        .collect();
+    let got: Vec<(String, u64)> = listed
+        .iter()
+        .map(|m| (m.name.to_string(), m.size))
+        .collect();
+    assert_eq!(got, want);
+    let sub = names_under(store, &format!("{p}a")).await;
+    assert_eq!(
+        sub,
+        [
+            format!("{p}a"),
+            format!("{p}a b"),
+            format!("{p}a-"),
+            format!("{p}a0")
+        ]
+    );
+    assert!(names_under(store, &format!("{p}nothing-here"))
+        .await
+        .is_empty());
+
+    // Overwrite.
+    let a = name(&format!("{p}a"));
+    store
+        .put(&a, Bytes::from_static(b"one"))
+        .await
+        .expect("put");
+    store
+        .put(&a, Bytes::from_static(b"two!!"))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get(&a).await.expect("get"),
+        Bytes::from_static(b"two!!")
+    );
+    assert_eq!(store.head(&a).await.expect("head").map(|m| m.size), Some(5));
+
+    // Missing blobs.
+    let missing = name(&format!("{p}missing"));
+    let err = store
+        .get(&missing)
+        .await
+        .expect_err("get of a missing blob");
+    assert!(err.is_not_found(), "{err}");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.head(&missing).await.expect("head"), None);
+    assert!(!store.exists(&missing).await.expect("exists"));
+    store
+        .delete(&missing)
+        .await
+        .expect("delete of a missing blob succeeds");
+
+    // Delete everything; the listing empties.
+    let deletes = expected
+        .keys()
+        .map(|n| async move { store.delete(&name(n)).await });
+    futures::future::try_join_all(deletes)
+        .await
+        .expect("delete");
+    assert!(names_under(store, p).await.is_empty());
+    assert_eq!(store.head(&a).await.expect("head"), None);
+
+    // The stream really pages lazily: taking one item works.
+    let first = store.list("").next().await;
+    assert!(first.is_none_or(|r| r.is_ok()));
+}
+
+/// put/list/get/delete of `n` blobs sharing a prefix, with decoys around
+/// the prefix; the listing must be exactly what was put (names, order and
+/// sizes). Every `get_every`-th blob is read back and compared.
+async fn bulk(store: &dyn BlobStore, n: usize, get_every: usize) {
+    let p = "bulk-";
+    let decoys = ["bulk", "bulk_1", "bulj-1", "bulk.x"];
+    for d in decoys {
+        store
+            .put(&name(d), Bytes::from_static(b"decoy"))
+            .await
+            .expect("put decoy");
+    }
+    let content = |i: usize| {
+        Bytes::from(format!(
+            "blob {i:06} of the bulk test {}",
+            "x".repeat(i % 64)
+        ))
+    };
+    let mut times = Vec::new();
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| async move { store.put(&name(&format!("{p}{i:06}")), content(i)).await })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("puts");
+    times.push(("put", start.elapsed()));
+
+    let t = Instant::now();
+    let listed = list_all(store, p).await.expect("list");
+    assert_eq!(listed.len(), n, "listing count");
+    for (i, m) in listed.iter().enumerate() {
+        assert_eq!(m.name.as_str(), format!("{p}{i:06}"));
+        assert_eq!(m.size, content(i).len() as u64);
+    }
+    times.push(("list", t.elapsed()));
+
+    let t = Instant::now();
+    futures::stream::iter((0..n).step_by(get_every.max(1)))
+        .map(|i| async move {
+            let got = store.get(&name(&format!("{p}{i:06}"))).await?;
+            assert_eq!(got, content(i), "blob {i}");
+            Ok::<_, StoreError>(())
+        })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("gets");
+    times.push(("get", t.elapsed()));
+
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| async move { store.delete(&name(&format!("{p}{i:06}"))).await })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("deletes");
+    assert!(names_under(store, p).await.is_empty());
+    times.push(("delete", t.elapsed()));
+    let mut left = names_under(store, "").await;
+    left.sort();
+    let mut want: Vec<String> = decoys.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(left, want);
+    let phases: Vec<String> = times
+        .iter()
+        .map(|(k, d)| format!("{k} {:.1} s", d.as_secs_f64()))
+        .collect();
+    eprintln!(
+        "bulk {n} on {}: {} (total {:.1} s)",
+        store.location(),
+        phases.join(", "),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", dir.path().display());
+    let store = store::open_with_env(&url, &test_options(), &no_env).expect("open");
+    conformance(store.as_ref(), "c1-").await;
+    conformance(store.as_ref(), "c2-").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_10k_blobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store::open_with_env(
+        dir.path().to_str().expect("utf-8 path"),
+        &test_options(),
+        &no_env,
+    )
+    .expect("open");
+    bulk(store.as_ref(), 10_000, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_conformance() {
+    let az = Azurite::start();
+    let store = open_azurite(&az.container_url("conformance"), &test_options()).await;
+    conformance(store.as_ref(), "c1-").await;
+    // Names with '/' are fine on Azure.
+    conformance(store.as_ref(), "dir/sub/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_10k_blobs() {
+    let az = Azurite::start();
+    let store = open_azurite(&az.container_url("bulk"), &test_options()).await;
+    bulk(store.as_ref(), 10_000, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_2000_puts_through_faults_lose_nothing() {
+    let az = Azurite::start();
+    let container = "faults";
+    let direct = open_azurite(&az.container_url(container), &test_options()).await;
+
+    let stall = Duration::from_secs(4);
+    let proxy = FaultProxy::start(az.port(), mixed_schedule(20_240_501, 25, stall)).await;
+    let url = format!("http://127.0.0.1:{}/{ACCOUNT}/{container}", proxy.port());
+    let options = StoreOptions {
+        retry: RetryPolicy {
+            max_tries: 12,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        },
+        ..StoreOptions::default()
+    };
+    let store = store::open_with_env(&url, &options, &no_env).expect("open through proxy");
+
+    let n = 2000;
+    let size = |i: usize| 1 + (i * 7919) % 40_000;
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .put(&name(&format!("f-{i:05}")), body(i as u64, size(i)))
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("every put succeeds despite the faults");
+    let put_time = start.elapsed();
+    let (requests, disturbed) = (proxy.requests(), proxy.disturbed());
+    eprintln!(
+        "{n} puts through the proxy in {:.1} s: {requests} requests, {disturbed} disturbed ({:.0}%)",
+        put_time.as_secs_f64(),
+        100.0 * disturbed as f64 / requests as f64
+    );
+    assert!(requests >= n as u64);
+    assert!(
+        disturbed as f64 >= 0.20 * requests as f64,
+        "only {disturbed} of {requests} requests disturbed"
+    );
+
+    // Every blob is there with the right bytes (checked directly, not through
+    // the proxy).
+    let listed = list_all(direct.as_ref(), "f-").await.expect("list");
+    let want: Vec<String> = (0..n).map(|i| format!("f-{i:05}")).collect();
+    let got: Vec<String> = listed.iter().map(|m| m.name.to_string()).collect();
+    assert_eq!(got, want);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let direct = direct.clone();
+            async move {
+                let got = direct.get(&name(&format!("f-{i:05}"))).await?;
+                assert!(got == body(i as u64, size(i)), "blob {i} has wrong bytes");
+                Ok::<_, StoreError>(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("gets");
+
+    // Reads and listing through the faults too.
+    let listed = list_all(store.as_ref(), "f-")
+        .await
+        .expect("list through proxy");
+    assert_eq!(listed.len(), n);
+    futures::stream::iter((0..n).step_by(7))
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let got = store.get(&name(&format!("f-{i:05}"))).await?;
+                assert!(
+                    got == body(i as u64, size(i)),
+                    "blob {i} read wrong through proxy"
+                );
+                store.head(&name(&format!("f-{i:05}"))).await?;
+                Ok::<_, StoreError>(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+        .expect("gets through proxy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_errors_have_clear_messages() {
+    let az = Azurite::start();
+    let container = "errors";
+    let _ = open_azurite(&az.container_url(container), &test_options()).await;
+    let blob = name("some-blob");
+
+    // A SAS without write permission.
+    let read_only = common::account_sas(ACCOUNT, ACCOUNT_KEY, "rl", "2099-01-01T00:00:00Z");
+    let url = format!("{}?{read_only}", az.container_url(container));
+    let store = store::open_with_env(&url, &test_options(), &no_env).expect("open");
+    let started = Instant::now();
+    let err = store
+        .put(&blob, Bytes::from_static(b"x"))
+        .await
+        .expect_err("put with sp=rl");
+    let msg = err.to_string();
+    eprintln!("403: {msg}");
+    assert!(
+        matches!(err, StoreError::PermissionDenied { status: 403, .. }),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains("the SAS (from the URL) does not allow write"),
+        "{msg}"
+    );
+    assert!(!err.is_transient());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a 403 must not be retried"
+    );
+    // Reading and listing are allowed by that SAS.
+    assert!(list_all(store.as_ref(), "")
+        .await
+        .expect("list with sp=rl")
+        .is_empty());
+    for form in common::sig_forms(&read_only) {
+        assert!(!msg.contains(&form) && !format!("{err:?}").contains(&form));
+    }
+
+    // The same SAS from AZURE_STORAGE_SAS_TOKEN says where it came from.
+    let env = |k: &str| (k == ENV_SAS_TOKEN).then(|| read_only.clone());
+    let store =
+        store::open_with_env(&az.container_url(container), &test_options(), &env).expect("open");
+    let err = store.delete(&blob).await.expect_err("delete with sp=rl");
+    assert!(
+        err.to_string()
+            .contains(&format!("from {ENV_SAS_TOKEN}) does not allow delete")),
+        "{err}"
+    );
+
+    // An expired SAS.
+    let expired = common::account_sas(ACCOUNT, ACCOUNT_KEY, "racwdl", "2020-01-01T00:00:00Z");
+    let url = format!("{}?{expired}", az.container_url(container));
+    let store = store::open_with_env(&url, &test_options(), &no_env).expect("open");
+    let err = store
+        .put(&blob, Bytes::new())
+        .await
+        .expect_err("expired SAS");
+    eprintln!("expired: {err}");
+    assert!(
+        err.to_string().contains("expired at 2020-01-01T00:00:00Z"),
+        "{err}"
+    );
+
+    // A forged signature.
+    let forged =
+        "sv=2021-12-02&ss=b&srt=sco&sp=racwdl&se=2099-01-01T00:00:00Z&sig=Zm9yZ2VkLXNpZ25hdHVyZQ%3D%3D";
+    let url = format!("{}?{forged}", az.container_url(container));
+    let store = store::open_with_env(&url, &test_options(), &no_env).expect("open");
+    let err = store.get(&blob).await.expect_err("forged SAS");
+    eprintln!("forged: {err}");
+    assert!(
+        matches!(err, StoreError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the SAS (from the URL) was"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("Zm9yZ2Vk"));
+
+    // A wrong account key.
+    let wrong_key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=".to_string();
+    let env = |k: &str| (k == ENV_ACCOUNT_KEY).then(|| wrong_key.clone());
+    let store =
+        store::open_with_env(&az.container_url(container), &test_options(), &env).expect("open");
+    let err = store.put(&blob, Bytes::new()).await.expect_err("wrong key");
+    eprintln!("wrong key: {err}");
+    assert!(
+        err.to_string().contains("the account key was rejected"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("from {ENV_ACCOUNT_KEY}")),
+        "{err}"
+    );
+
+    // A container that does not exist: every operation says so.
+    let store = store::open_with_env(
+        &az.container_url("no-such-container"),
+        &test_options(),
+        &no_env,
+    )
+    .expect("open");
+    let errors = [
+        store
+            .put(&blob, Bytes::from_static(b"x"))
+            .await
+            .expect_err("put"),
+        store.get(&blob).await.expect_err("get"),
+        store.head(&blob).await.expect_err("head"),
+        store.delete(&blob).await.expect_err("delete"),
+        list_all(store.as_ref(), "").await.expect_err("list"),
+    ];
+    for err in errors {
+        eprintln!("missing container: {err}");
+        assert!(
+            matches!(err, StoreError::ContainerNotFound { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("container does not exist"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("/devstoreaccount1/no-such-container"),
+            "{err}"
+        );
+    }
+
+    // Nothing listens: a connection error, retried, then a message naming
+    // the operation and the blob.
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let options = StoreOptions {
+        retry: RetryPolicy {
+            max_tries: 3,
+            base_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..StoreOptions::default()
+    };
+    let url = format!("http://127.0.0.1:{dead_port}/{ACCOUNT}/{container}");
+    let store = store::open_with_env(&url, &options, &no_env).expect("open");
+    let err = store
+        .put(&blob, Bytes::new())
+        .await
+        .expect_err("nothing listens");
+    eprintln!("dead port: {err}");
+    assert!(
+        matches!(err, StoreError::RetriesExhausted { tries: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("put of \"some-blob\" failed after 3 tries"),
+        "{err}"
+    );
+}
+
+/// Runs traffic with a SAS in the URL (including retries, 403s, connection
+/// errors and a bad URL) with every log line at TRACE level captured, and
+/// requires that no form of the signature appears in the logs, in error
+/// messages or in `Debug` output.
+#[test]
+fn sas_signature_never_appears_in_logs() {
+    let capture = common::Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let good = common::account_sas(ACCOUNT, ACCOUNT_KEY, "racwdl", "2099-01-01T00:00:00Z");
+    let read_only = common::account_sas(ACCOUNT, ACCOUNT_KEY, "rl", "2099-01-01T00:00:00Z");
+    let mut outputs: Vec<String> = Vec::new();
+
+    runtime.block_on(async {
+        let az = Azurite::start();
+        let container = "secrets";
+        let _ = open_azurite(&az.container_url(container), &test_options()).await;
+        let proxy =
+            FaultProxy::start(az.port(), mixed_schedule(7, 40, Duration::from_secs(3))).await;
+        let options = StoreOptions {
+            retry: RetryPolicy {
+                max_tries: 15,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(200),
+                request_timeout: Duration::from_secs(2),
+                ..RetryPolicy::default()
+            },
+            ..StoreOptions::default()
+        };
+        let url = format!(
+            "http://127.0.0.1:{}/{ACCOUNT}/{container}?{good}",
+            proxy.port()
+        );
+        let store = store::open_with_env(&url, &options, &no_env).expect("open");
+        outputs.push(format!("{store:?}"));
+        outputs.push(store.location());
+        tracing::debug!(?store, location = %store.location(), "store opened");
+        for i in 0..60 {
+            let n = name(&format!("s-{i}"));
+            store
+                .put(&n, body(i, 2000))
+                .await
+                .expect("put through faults");
+            store.get(&n).await.expect("get through faults");
+        }
+        let listed = list_all(store.as_ref(), "s-").await.expect("list");
+        assert_eq!(listed.len(), 60);
+        for m in &listed {
+            store.delete(&m.name).await.expect("delete");
+        }
+        assert!(proxy.disturbed() > 0);
+
+        // A 403, with the SAS in the URL and from the environment.
+        let url = format!("{}?{read_only}", az.container_url(container));
+        let ro = store::open_with_env(&url, &options, &no_env).expect("open");
+        let err = ro.put(&name("x"), Bytes::new()).await.expect_err("403");
+        tracing::error!(error = %err, debug = ?err, "403 as logged by a caller");
+        outputs.push(format!("{err} {err:?}"));
+        let env = |k: &str| (k == ENV_SAS_TOKEN).then(|| read_only.clone());
+        let ro = store::open_with_env(&az.container_url(container), &options, &env).expect("open");
+        outputs.push(format!("{ro:?} {}", ro.location()));
+        let err = ro.put(&name("x"), Bytes::new()).await.expect_err("403");
+        outputs.push(format!("{err} {err:?}"));
+
+        // Connection refused, retried, with the SAS in the URL.
+        let dead_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let url = format!("http://127.0.0.1:{dead_port}/{ACCOUNT}/{container}?{good}");
+        let dead = store::open_with_env(
+            &url,
+            &StoreOptions {
+                retry: RetryPolicy {
+                    max_tries: 2,
+                    ..options.retry.clone()
+                },
+                ..options.clone()
+            },
+            &no_env,
+        )
+        .expect("open");
+        let err = dead.get(&name("x")).await.expect_err("refused");
+        tracing::warn!("caller logs: {err}; {err:?}");
+        outputs.push(format!("{err} {err:?}"));
+
+        // Bad URLs that carry the SAS.
+        for bad in [
+            format!("http://127.0.0.1:1/{ACCOUNT}/{container}/blob?{good}"),
+            format!("https://acct.blob.core.windows.net/Bad_Name?{good}"),
+            format!("http://127.0.0.1:1/{ACCOUNT}/{container}?{good}#frag"),
+        ] {
+            let err = Location::parse(&bad, &no_env).expect_err("bad url");
+            outputs.push(format!("{err} {err:?}"));
+        }
+        let loc = Location::parse(&format!("{}?{good}", az.container_url(container)), &no_env)
+            .expect("parse");
+        tracing::info!(%loc, ?loc, "parsed location");
+        outputs.push(format!("{loc} {loc:?}"));
+    });
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("transient failure, retrying"),
+        "capture saw no retry logs:\n{logs}"
+    );
+    assert!(
+        logs.contains("sig=<redacted>"),
+        "the redacted form was not logged"
+    );
+    let all = format!("{logs}\n{}", outputs.join("\n"));
+    for sas in [&good, &read_only] {
+        for form in common::sig_forms(sas) {
+            assert!(!all.contains(&form), "signature {form:?} leaked:\n{all}");
+        }
+    }
+}
