@@ -64,6 +64,10 @@ pub enum OutputType {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Load data into a CLFS container.
+    #[cfg(feature = "state")]
+    #[command(subcommand)]
+    Load(crate::commands::load::LoadKind),
     /// Check a whole container against the CLFS format (bucket, root,
     /// every inode, segment and indirect block, link counts, leftovers);
     /// exit 0 only without errors.
@@ -73,19 +77,15 @@ pub enum Command {
     /// Copy a container's tree into a local directory: contents, modes,
     /// times, symlinks, fifos, hard links; owners and devices as root.
     Export(crate::commands::export::ExportArgs),
-    /// Load data into a CLFS container.
-    #[cfg(feature = "state")]
-    #[command(subcommand)]
-    Load(crate::commands::load::LoadKind),
 }
 
 /// Runs the parsed command.
 pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
     match args.command {
+        #[cfg(feature = "state")]
+        Command::Load(kind) => crate::commands::load::run(kind, args.log_level),
         Command::Verify(a) => crate::commands::verify::run(a, args.log_level),
         Command::Ls(a) => crate::commands::ls::run(a, args.log_level),
         Command::Export(a) => crate::commands::export::run(a, args.log_level),
-        #[cfg(feature = "state")]
-        Command::Load(kind) => crate::commands::load::run(kind, args.log_level),
     }
 }

@@ -348,3 +348,194 @@ fn forced_export_never_writes_through_a_symlink_in_the_way() {
         .is_file());
     assert!(target.join("names/with space.txt").is_file());
 }
+
+#[test]
+fn export_makes_device_nodes_as_root_and_skips_them_otherwise() {
+    use clfs_fs::clfs::envelope::Compression;
+    use clfs_fs::clfs::object::Object;
+    use clfs_fs::store::BlobStore;
+    use common::read::{inode_at, Overlay};
+    use std::sync::Arc;
+
+    // The fixture's fifo turned into the character device 1:3 (its name
+    // and filehandle still say fifo: verify would object, export must not).
+    let rt = runtime();
+    let base = Arc::new(Overlay::load(&fixture_containers()[0].join("blobs")));
+    let ov = Arc::new(Overlay::new(base));
+    let store: Arc<dyn BlobStore> = ov.clone();
+    let n = rt.block_on(inode_at(store.clone(), "/special/fifo"));
+    let mut inode = n.inode.clone();
+    inode.vattr.mode = 0o020640;
+    inode.vattr.ftype = 4;
+    inode.vattr.rdev_major = 1;
+    inode.vattr.rdev_minor = 3;
+    ov.set(
+        &n.blob.to_string(),
+        Object::Inode(inode)
+            .encode_body(Compression::None)
+            .expect("encode"),
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let target = tmp.path().join("tree");
+    let report = rt
+        .block_on(export(store, &target, &ExportOptions::for_current_user()))
+        .expect("export runs");
+    let dev = target.join("special/fifo");
+    if is_root_user() {
+        let m = std::fs::symlink_metadata(&dev).expect("device node created");
+        assert!(m.file_type().is_char_device());
+        assert_eq!(m.rdev(), libc::makedev(1, 3));
+        assert_eq!(m.mode(), 0o020640);
+        assert_eq!(report.stats.specials, 1);
+    } else {
+        assert!(std::fs::symlink_metadata(&dev).is_err());
+        assert_eq!(report.stats.skipped, 1);
+        assert!(report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("needs root")));
+    }
+}
+
+#[test]
+fn indirect_trees_are_followed_in_block_order() {
+    use clfs_fs::clfs::envelope::Compression;
+    use clfs_fs::clfs::handle::{DataBack, Dirent};
+    use clfs_fs::clfs::id::{FilehandleMaker, Ftype, ObjectId, ROOT};
+    use clfs_fs::clfs::layout::{self, BlockMapBuilder};
+    use clfs_fs::clfs::name::{BlobName, Btype};
+    use clfs_fs::clfs::object::{Indirect, Inode, InodeBody, Object};
+    use clfs_fs::read::blocks::Blocks;
+    use clfs_fs::read::{Container, NsPath, ProblemSink};
+    use clfs_fs::store::BlobStore;
+    use common::read::{inode_at, Overlay};
+    use std::sync::Arc;
+
+    // A file of 1024 + 4096 + 4096 blocks (spec 5.3.3: tree 0 full, tree 1
+    // holding one full leaf and the empty leaf of the quirk), added to the
+    // root of a fixture. Its segments are empty placeholders: verify runs
+    // without reading data, so only their names are checked.
+    let rt = runtime();
+    let base = Arc::new(Overlay::load(&fixture_containers()[0].join("blobs")));
+    let ov = Arc::new(Overlay::new(base));
+    let store: Arc<dyn BlobStore> = ov.clone();
+    let root = rt.block_on(inode_at(store.clone(), "/"));
+    let v = root.inode.vattr.clone();
+    let mut maker = FilehandleMaker::new(v.containerid as u32);
+    let mut rng = rand::rng();
+    let fh = maker.make(&ROOT, Ftype::Reg, 900_000, &mut rng).id();
+    let mut counter = 0u64;
+    let mut new_id = || {
+        counter += 1;
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&counter.to_be_bytes());
+        b[8] = 0xee;
+        ObjectId::from_16(b)
+    };
+    let ctime = v.ctime.sec;
+    let put_indirect = |ib: &layout::IndirectBlock| {
+        let obj = Object::Indirect(Indirect {
+            pointers: ib.pointers.clone(),
+            databack: DataBack {
+                ctime,
+                offset: ib.databack_offset(),
+                owner: fh,
+            },
+        });
+        ov.set(
+            &BlobName::v2(ib.id, Btype::Indirect, &fh, 9).to_string(),
+            obj.encode_body(Compression::Lz4).expect("encode"),
+        );
+    };
+    let mut b = BlockMapBuilder::new(fh);
+    let mut segments = Vec::new();
+    let blocks = 1024 + 4096 + 4096 - 1;
+    for _ in 0..blocks {
+        let s = new_id();
+        segments.push(s);
+        ov.set(
+            &BlobName::v2(s, Btype::Segment, &fh, 9).to_string(),
+            Vec::new(),
+        );
+        for ib in b.push(s, &mut new_id).expect("fits") {
+            put_indirect(&ib);
+        }
+    }
+    let (tail, direct, roots) = b.finish(&mut new_id);
+    assert!(
+        tail.iter().any(|ib| ib.pointers.is_empty()),
+        "the quirk's empty leaf"
+    );
+    for ib in &tail {
+        put_indirect(ib);
+    }
+    let length = 16_384 + blocks as u64 * 8_388_608;
+    let mut fv = v.clone();
+    fv.mode = 0o100644;
+    fv.ftype = 1;
+    fv.length = length;
+    fv.used = length;
+    fv.nlink = 1;
+    let file = Object::Inode(Inode {
+        vattr: fv,
+        bmap: layout::bmap(false, direct, roots),
+        back: Some(vec![ROOT]),
+        name: b"huge".to_vec(),
+        body: InodeBody::Data(vec![0u8; 16_384]),
+    });
+    ov.set(
+        &BlobName::v2(fh, Btype::Reg, &ROOT, 9).to_string(),
+        file.encode_body(Compression::Lz4).expect("encode"),
+    );
+    let mut r = root.inode.clone();
+    if let InodeBody::Dir { dirents, .. } = &mut r.body {
+        dirents.push(Dirent {
+            name: b"huge".to_vec(),
+            id: fh,
+        });
+        let payload: usize = dirents.iter().map(Dirent::encoded_len).sum();
+        r.vattr.length = 4 + payload as u64;
+        r.vattr.used = r.vattr.length;
+    }
+    ov.set(
+        &root.blob.to_string(),
+        Object::Inode(r)
+            .encode_body(Compression::Lz4)
+            .expect("encode"),
+    );
+
+    // The block enumerator yields the segments in order.
+    let huge = rt.block_on(inode_at(store.clone(), "/huge"));
+    let order = rt.block_on(async {
+        let c = Arc::new(Container::indexed(store.clone()).await.expect("index"));
+        let sink = Arc::new(ProblemSink::default());
+        let bm = &huge.inode.bmap;
+        let mut blocks = Blocks::new(
+            c,
+            sink.clone(),
+            NsPath::root().join(b"huge"),
+            fh,
+            ctime,
+            bm.direct.clone(),
+            bm.indirect_roots.clone(),
+        );
+        let mut got = Vec::new();
+        while let Some(b) = blocks.next().await {
+            assert_eq!(b.index, got.len() as u64 + 1);
+            got.push(b.id);
+        }
+        assert_eq!(sink.errors(), 0, "{:?}", sink.snapshot());
+        got
+    });
+    assert_eq!(order, segments);
+
+    // Verify (names only) accepts it all: every INDIR block is reached.
+    let opts = VerifyOptions {
+        read_data: false,
+        ..VerifyOptions::default()
+    };
+    let report = rt.block_on(verify(store, &opts)).expect("verify runs");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.warnings, 0, "{:?}", report.problems);
+    assert_eq!(report.stats.data_segments, 8 + blocks as u64);
+}

@@ -45,6 +45,10 @@ pub struct LsArgs {
     /// Read an unfinished container (only the provisional `tmp` root).
     #[arg(long)]
     pub unfinished: bool,
+    /// List the whole container once first instead of one prefix listing
+    /// per entry (the default for -R, and for -l on a local container).
+    #[arg(long)]
+    pub index: bool,
     /// Requests in flight to the container.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -61,9 +65,16 @@ pub fn run(args: LsArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
             ..StoreOptions::default()
         };
         let store = store::open(&args.container, &sopts).context("cannot open the container")?;
-        // A recursive listing reads everything: one listing of the whole
-        // container is cheaper than one prefix listing per entry.
-        let c = Arc::new(if args.recursive {
+        // Each entry's inode is found by listing its id's prefix. That is
+        // one request on Azure, but a scan of the whole directory for a
+        // local container; and a recursive listing reads everything. In
+        // both cases one listing of the whole container is cheaper.
+        let env = |k: &str| std::env::var(k).ok();
+        let local = matches!(
+            store::url::Location::parse(&args.container, &env),
+            Ok(store::url::Location::Local(_))
+        );
+        let c = Arc::new(if args.recursive || (local && args.long) || args.index {
             Container::indexed(store).await?
         } else {
             Container::new(store)

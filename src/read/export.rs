@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -418,8 +418,6 @@ fn make_dir(local: &Path) -> io::Result<()> {
         Err(e) => Err(e),
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 struct FileDone {
     bytes: u64,
