@@ -38,6 +38,22 @@ fn make_tree(root: &Path) {
         std::fs::hard_link(root.join("dir00/file000.bin"), root.join(format!("dir{:02}/link{d}.bin", d + 1)))
             .expect("link");
     }
+    // Access times in the future, as the fixture trees have them, so that
+    // reading the tree (readdir updates a directory's atime under relatime)
+    // does not change what the next load sees.
+    let future = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000);
+    let times = std::fs::FileTimes::new().set_accessed(future);
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p.clone());
+            }
+            std::fs::File::open(&p).and_then(|f| f.set_times(times)).expect("set atime");
+        }
+        std::fs::File::open(&d).and_then(|f| f.set_times(times)).expect("set atime");
+    }
 }
 
 fn namespace(container: &Path) -> BTreeMap<String, String> {
@@ -94,10 +110,11 @@ fn killed_loads_resume_to_the_same_namespace() {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn");
-        // Kill somewhere inside a full load's duration (at least 10 times),
-        // then let it finish.
+        // Kill after a random share of a twelfth of a full load's time, so
+        // the kills spread over the whole load (each run gets further), at
+        // least 10 of them, then let it finish.
         if kills < 12 {
-            let ms = rng.random_range(20..(full.as_millis().max(200) as u64 + 100));
+            let ms = rng.random_range(10..(full.as_millis() as u64 / 12).max(40));
             let deadline = Instant::now() + Duration::from_millis(ms);
             let mut exited = None;
             while Instant::now() < deadline {
@@ -131,14 +148,23 @@ fn killed_loads_resume_to_the_same_namespace() {
     assert!(finished, "the load never finished");
     assert!(kills >= 10, "only {kills} kills landed before the load finished");
 
-    assert_eq!(namespace(&crashed), namespace(&clean));
+    let (got, want) = (namespace(&crashed), namespace(&clean));
+    assert_eq!(got.len(), want.len(), "number of paths");
+    let differing: Vec<(&String, &String, Option<&String>)> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| (k, v, got.get(k)))
+        .take(3)
+        .collect();
+    assert!(differing.is_empty(), "records differ (path, uninterrupted, crashed): {differing:#?}");
 
     // Nothing provisional or superseded is left, and nothing unreachable.
     let inprogress = format!("{:016X}", hash64(INODE_INPROGRESS.as_bytes()));
     let mut versions: BTreeMap<String, u32> = BTreeMap::new();
     for e in std::fs::read_dir(&crashed).expect("container") {
         let name = e.expect("entry").file_name().to_string_lossy().into_owned();
-        if name.ends_with(".txt") {
+        // Log blobs, and the local backend's own temporary folder.
+        if name.ends_with(".txt") || name.starts_with('.') {
             continue;
         }
         let parsed = BlobName::parse(&name).unwrap_or_else(|e| panic!("{e}"));

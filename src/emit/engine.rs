@@ -565,7 +565,7 @@ impl Engine {
         let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
         let p2 = path.clone();
         let (mut file, first) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut f = std::fs::File::open(scan::as_path(&p2))?;
+            let mut f = scan::open_noatime(scan::as_path(&p2))?;
             let mut first = vec![0u8; layout::FIRST_SEGMENT_BYTES as usize];
             let n = scan::read_full(&mut f, &mut first)?;
             first.truncate(n);

@@ -95,6 +95,21 @@ pub fn as_path(p: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(p))
 }
 
+/// Opens a file for reading without updating its access time (so a load
+/// leaves the source's atimes as they were); falls back to a plain open
+/// where `O_NOATIME` is not allowed (files of other users, when not root).
+pub fn open_noatime(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        r => r,
+    }
+}
+
 /// Reads until `buf` is full or end of file; returns the bytes read.
 pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
