@@ -68,7 +68,9 @@ fn segment(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(SEGMENT as u64));
         g.sample_size(20);
         g.bench_function("encode_codec", |b| {
-            b.iter(|| encode_data_segment(black_box(&data), &databack, Compression::Lz4).expect("encode"))
+            b.iter(|| {
+                encode_data_segment(black_box(&data), &databack, Compression::Lz4).expect("encode")
+            })
         });
         g.bench_function("encode_bare_lz4", |b| b.iter(|| bare_lz4(black_box(&data))));
         let body = encode_data_segment(&data, &databack, Compression::Lz4).expect("encode");
@@ -76,7 +78,9 @@ fn segment(c: &mut Criterion) {
             b.iter(|| Object::decode_body(black_box(&body)).expect("decode"))
         });
         let frame = bare_lz4(&data);
-        g.bench_function("decode_bare_lz4", |b| b.iter(|| bare_unlz4(black_box(&frame))));
+        g.bench_function("decode_bare_lz4", |b| {
+            b.iter(|| bare_unlz4(black_box(&frame)))
+        });
         g.finish();
     }
 }
@@ -84,8 +88,14 @@ fn segment(c: &mut Criterion) {
 fn directory(c: &mut Criterion) {
     let own = ObjectId::from_24([3; 24]);
     let mut entries = vec![
-        Dirent { name: b".".to_vec(), id: own },
-        Dirent { name: b"..".to_vec(), id: ROOT },
+        Dirent {
+            name: b".".to_vec(),
+            id: own,
+        },
+        Dirent {
+            name: b"..".to_vec(),
+            id: ROOT,
+        },
     ];
     for i in 0..1000u32 {
         let mut fh = [5u8; 24];
@@ -104,16 +114,30 @@ fn directory(c: &mut Criterion) {
             ids.push(id);
             let obj = Object::DirSegment(DirSegment {
                 dirents: seg.clone(),
-                databack: DataBack { ctime: 1, offset: layout::dir_segment_offset(k as u64), owner: own },
+                databack: DataBack {
+                    ctime: 1,
+                    offset: layout::dir_segment_offset(k as u64),
+                    owner: own,
+                },
             });
             bodies.push(obj.encode_body(Compression::Lz4).expect("encode"));
         }
         let inode = Object::Inode(Inode {
-            vattr: Vattr { mode: 0o40755, ftype: 2, length: size, used: size, nlink: 2, ..Vattr::default() },
+            vattr: Vattr {
+                mode: 0o40755,
+                ftype: 2,
+                length: size,
+                used: size,
+                nlink: 2,
+                ..Vattr::default()
+            },
             bmap: layout::bmap(true, ids, [ZERO_ROOT; 4]),
             back: None,
             name: b"dir".to_vec(),
-            body: InodeBody::Dir { dirents: segs.into_iter().next().unwrap_or_default(), root_attrs: None },
+            body: InodeBody::Dir {
+                dirents: segs.into_iter().next().unwrap_or_default(),
+                root_attrs: None,
+            },
         });
         bodies.push(inode.encode_body(Compression::Lz4).expect("encode"));
         bodies

@@ -2,9 +2,10 @@
 # testing clfs-fs needs on Debian, only when it is missing. Source it.
 
 # Debian packages: a C/C++ toolchain and libclang for RocksDB's bindings,
-# FUSE 3 for the staging filesystem, Node.js and npm for Azurite (tests),
-# lz4 and python3 for benchmarks and fixture trees.
-CLFS_APT_PACKAGES=(build-essential clang libclang-dev pkg-config fuse3 libfuse3-dev lz4 python3 nodejs npm ca-certificates curl git)
+# FUSE 3 for the staging filesystem, lz4 and python3 for benchmarks and
+# fixture trees, time for benchmark figures. Node.js and npm (for Azurite)
+# are checked by command, since they may come from another source.
+CLFS_APT_PACKAGES=(build-essential clang libclang-dev pkg-config fuse3 libfuse3-dev lz4 python3 time ca-certificates curl git)
 
 clfs_sudo() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -15,6 +16,9 @@ clfs_ensure_apt() {
     for p in "${CLFS_APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    if ! command -v npm >/dev/null 2>&1; then
+        missing+=(nodejs npm)
+    fi
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "clfs-fs: installing Debian packages: ${missing[*]}" >&2
         clfs_sudo apt-get update -q

@@ -9,5 +9,6 @@ source scripts/deps.sh
 clfs_ensure_apt
 clfs_ensure_rust
 clfs_target_dir
+bash scripts/setup-azurite.sh >&2
 export CLFS_FIXTURES="${CLFS_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 cargo test --release --locked --all-targets "$@"

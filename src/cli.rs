@@ -16,10 +16,22 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// (http://127.0.0.1:10000/devstoreaccount1/CONTAINER), or a local
 /// directory (a path or file:// URL) holding one file per blob.
 #[derive(Debug, Parser)]
-#[command(name = "clfs-fs", version, about, long_about, arg_required_else_help = true)]
+#[command(
+    name = "clfs-fs",
+    version,
+    about,
+    long_about,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     /// Log level on stderr (and in the state path's log).
-    #[arg(long, global = true, value_enum, default_value = "INFO", ignore_case = true)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "INFO",
+        ignore_case = true
+    )]
     pub log_level: LogLevel,
     /// The command.
     #[command(subcommand)]

@@ -13,8 +13,8 @@
 //! - `emit`: the load engine, namespace → objects → store;
 //! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
-pub mod store;
 pub mod read;
+pub mod store;
 
 #[cfg(feature = "state")]
 pub mod emit;

@@ -17,10 +17,17 @@ fn every_fixture_blob_decodes_and_reencodes_identically() {
         let mut compressed = 0;
         for entry in std::fs::read_dir(container.join("blobs")).expect("blobs folder") {
             let path = entry.expect("dir entry").path();
-            let file = path.file_name().and_then(|n| n.to_str()).expect("ASCII name").to_string();
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("ASCII name")
+                .to_string();
             if file.ends_with(".txt") {
                 logs += 1;
-                assert!(BlobName::parse(&file).is_err(), "{file} parses as an object name");
+                assert!(
+                    BlobName::parse(&file).is_err(),
+                    "{file} parses as an object name"
+                );
                 continue;
             }
             let name = BlobName::parse(&file).unwrap_or_else(|e| panic!("{e}"));
@@ -31,7 +38,8 @@ fn every_fixture_blob_decodes_and_reencodes_identically() {
             if opened.compression == Compression::Lz4 {
                 compressed += 1;
             }
-            let obj = Object::decode(&opened.stream).unwrap_or_else(|e| panic!("{}", e.in_blob(&file)));
+            let obj =
+                Object::decode(&opened.stream).unwrap_or_else(|e| panic!("{}", e.in_blob(&file)));
             let again = obj.encode_stream().expect("re-encodes");
             assert!(again == opened.stream, "{file}: re-encoded stream differs");
             // The kind of object agrees with the name.
@@ -53,9 +61,16 @@ fn every_fixture_blob_decodes_and_reencodes_identically() {
             }
             objects += 1;
         }
-        assert!(objects > 1000, "{}: only {objects} objects", container.display());
+        assert!(
+            objects > 1000,
+            "{}: only {objects} objects",
+            container.display()
+        );
         assert!(logs > 0, "{}: no log blobs", container.display());
-        let name = container.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = container
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.contains("lz4") {
             assert!(compressed > 0, "{name}: no compressed blob");
         } else if name.contains("disabled") {

@@ -7,9 +7,7 @@ use clfs_fs::clfs::envelope::{self, Compression, FramePolicy};
 use clfs_fs::clfs::handle::{decode_stream, encode_stream, Bmap, DataBack, Dirent, Handle};
 use clfs_fs::clfs::id::ObjectId;
 use clfs_fs::clfs::name::{BlobName, Btype};
-use clfs_fs::clfs::object::{
-    Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object,
-};
+use clfs_fs::clfs::object::{Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object};
 use clfs_fs::clfs::vattr::{ClfsTime, Vattr};
 
 fn any_id() -> impl Strategy<Value = ObjectId> {
@@ -38,14 +36,20 @@ prop_compose! {
 }
 
 fn any_bmap() -> impl Strategy<Value = Bmap> {
-    (any::<u32>(), any::<u32>(), vec(any_id(), 1..40), vec(any_id(), 0..6)).prop_map(
-        |(first_segment_bytes, other_segment_bytes, direct, indirect_roots)| Bmap {
-            first_segment_bytes,
-            other_segment_bytes,
-            direct,
-            indirect_roots,
-        },
+    (
+        any::<u32>(),
+        any::<u32>(),
+        vec(any_id(), 1..40),
+        vec(any_id(), 0..6),
     )
+        .prop_map(
+            |(first_segment_bytes, other_segment_bytes, direct, indirect_roots)| Bmap {
+                first_segment_bytes,
+                other_segment_bytes,
+                direct,
+                indirect_roots,
+            },
+        )
 }
 
 fn any_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -72,14 +76,27 @@ fn any_handle() -> impl Strategy<Value = Handle> {
     prop_oneof![
         any_bytes(3000).prop_map(Handle::Data),
         vec(any_dirent(), 0..20).prop_map(Handle::Dirents),
-        (1u8..=7).prop_flat_map(any_vattr_with).prop_map(Handle::Vattr),
+        (1u8..=7)
+            .prop_flat_map(any_vattr_with)
+            .prop_map(Handle::Vattr),
         any_bmap().prop_map(Handle::Bmap),
         vec(any_id(), 0..50).prop_map(Handle::Indir),
         vec(any_id(), 0..50).prop_map(Handle::Back),
         any_databack().prop_map(Handle::DataBack),
         any_attrs().prop_map(Handle::ExtAttrs),
         any_bytes(300).prop_map(Handle::Name),
-        (prop_oneof![Just(6u32), Just(8), Just(11), Just(13), Just(14), Just(15), 17u32..1000], any_bytes(100))
+        (
+            prop_oneof![
+                Just(6u32),
+                Just(8),
+                Just(11),
+                Just(13),
+                Just(14),
+                Just(15),
+                17u32..1000
+            ],
+            any_bytes(100)
+        )
             .prop_map(|(code, payload)| Handle::Unknown { code, payload }),
     ]
 }
@@ -89,7 +106,10 @@ fn any_inode() -> impl Strategy<Value = Inode> {
         .prop_flat_map(|ftype| {
             let body = match ftype {
                 2 => (vec(any_dirent(), 0..30), proptest::option::of(any_attrs()))
-                    .prop_map(|(dirents, root_attrs)| InodeBody::Dir { dirents, root_attrs })
+                    .prop_map(|(dirents, root_attrs)| InodeBody::Dir {
+                        dirents,
+                        root_attrs,
+                    })
                     .boxed(),
                 1 | 5 => any_bytes(20_000).prop_map(InodeBody::Data).boxed(),
                 _ => Just(InodeBody::Special).boxed(),
@@ -99,7 +119,13 @@ fn any_inode() -> impl Strategy<Value = Inode> {
             } else {
                 vec(any_id(), 0..10).prop_map(Some).boxed()
             };
-            (any_vattr_with(ftype), any_bmap(), back, any_bytes(300), body)
+            (
+                any_vattr_with(ftype),
+                any_bmap(),
+                back,
+                any_bytes(300),
+                body,
+            )
         })
         .prop_map(|(vattr, bmap, back, name, body)| Inode {
             vattr,
@@ -129,17 +155,31 @@ fn any_btype() -> impl Strategy<Value = Btype> {
 
 fn any_name() -> impl Strategy<Value = BlobName> {
     prop_oneof![
-        (any_id(), 0u64..=99_999_999_999, any::<u32>())
-            .prop_map(|(id, version, snapshot)| BlobName::V1 { id, version, snapshot }),
-        (any::<bool>(), any_id(), any_btype(), any::<u64>(), 0u64..=99_999_999_999, any::<u32>())
-            .prop_map(|(tmp, id, btype, owner_hash, version, snapshot)| BlobName::V2 {
-                tmp,
+        (any_id(), 0u64..=99_999_999_999, any::<u32>()).prop_map(|(id, version, snapshot)| {
+            BlobName::V1 {
                 id,
-                btype,
-                owner_hash,
                 version,
                 snapshot,
-            }),
+            }
+        }),
+        (
+            any::<bool>(),
+            any_id(),
+            any_btype(),
+            any::<u64>(),
+            0u64..=99_999_999_999,
+            any::<u32>()
+        )
+            .prop_map(
+                |(tmp, id, btype, owner_hash, version, snapshot)| BlobName::V2 {
+                    tmp,
+                    id,
+                    btype,
+                    owner_hash,
+                    version,
+                    snapshot,
+                }
+            ),
     ]
 }
 
@@ -148,8 +188,10 @@ fn any_name() -> impl Strategy<Value = BlobName> {
 fn any_stream_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         any_bytes(2000),
-        vec((any::<u8>(), 1usize..2000), 0..400)
-            .prop_map(|runs| runs.into_iter().flat_map(|(b, n)| std::iter::repeat_n(b, n)).collect()),
+        vec((any::<u8>(), 1usize..2000), 0..400).prop_map(|runs| runs
+            .into_iter()
+            .flat_map(|(b, n)| std::iter::repeat_n(b, n))
+            .collect()),
     ]
 }
 

@@ -6,9 +6,7 @@ use clfs_fs::clfs::handle::{DataBack, Dirent};
 use clfs_fs::clfs::id::{ObjectId, ROOT, ZERO_ROOT};
 use clfs_fs::clfs::layout::{self, pack_dirents};
 use clfs_fs::clfs::name::{BlobName, Btype};
-use clfs_fs::clfs::object::{
-    Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object,
-};
+use clfs_fs::clfs::object::{Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object};
 use clfs_fs::clfs::vattr::{ClfsTime, Vattr};
 
 /// Spec §6.1, 392 bytes.
@@ -201,7 +199,11 @@ fn example_6_1_regular_file_inode() {
 
 #[test]
 fn example_6_2_root_directory_inode() {
-    let (segs, size) = pack_dirents(vec![dirent(".", ROOT), dirent("..", ROOT), dirent("d", id(D))]);
+    let (segs, size) = pack_dirents(vec![
+        dirent(".", ROOT),
+        dirent("..", ROOT),
+        dirent("d", id(D)),
+    ]);
     assert_eq!(segs.len(), 1);
     assert_eq!(size, 82);
     let obj = Object::Inode(Inode {
@@ -213,8 +215,14 @@ fn example_6_2_root_directory_inode() {
             dirents: segs.into_iter().next().unwrap_or_default(),
             root_attrs: Some(vec![
                 ("containeridEpoch".into(), "2".into()),
-                ("massUUID".into(), "b83b557f-c010-4209-9134-cba0539382c5".into()),
-                ("wipeEpoch".into(), "97bbb34e-b506-4dc6-b05e-bda2bdd44f8c".into()),
+                (
+                    "massUUID".into(),
+                    "b83b557f-c010-4209-9134-cba0539382c5".into(),
+                ),
+                (
+                    "wipeEpoch".into(),
+                    "97bbb34e-b506-4dc6-b05e-bda2bdd44f8c".into(),
+                ),
             ]),
         },
     });
@@ -224,7 +232,11 @@ fn example_6_2_root_directory_inode() {
 
 #[test]
 fn example_6_3_directory_inode() {
-    let (segs, size) = pack_dirents(vec![dirent(".", id(D)), dirent("..", ROOT), dirent("p", id(P))]);
+    let (segs, size) = pack_dirents(vec![
+        dirent(".", id(D)),
+        dirent("..", ROOT),
+        dirent("p", id(P)),
+    ]);
     assert_eq!(size, 90);
     let obj = Object::Inode(Inode {
         vattr: base_vattr(0o40755, 2, 78, size, 2),
@@ -310,7 +322,10 @@ fn bucket() -> Object {
             ("bucketCurrentNameVersion".into(), "2".into()),
             ("bucketNameVersion".into(), "2".into()),
             ("bucketObjVersion".into(), "2".into()),
-            ("bucketUUID".into(), "01234567-89ab-4cde-8f01-23456789abcd".into()),
+            (
+                "bucketUUID".into(),
+                "01234567-89ab-4cde-8f01-23456789abcd".into(),
+            ),
         ],
     })
 }
@@ -324,10 +339,7 @@ fn example_6_8_bucket_object() {
 fn example_6_8_bucket_object_with_lz4() {
     let body = bucket().encode_body(Compression::Lz4).expect("encodes");
     // envelope, frame header, first block size word 0x7d as in the spec
-    assert_eq!(
-        hex::encode(&body[..15]),
-        "0000010004224d184050777d000000"
-    );
+    assert_eq!(hex::encode(&body[..15]), "0000010004224d184050777d000000");
     assert_eq!(body.len(), 144);
     assert!(body.ends_with(&[0, 0, 0, 0]));
     let opened = envelope::open(&body, FramePolicy::Clfs).expect("opens");

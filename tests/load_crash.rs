@@ -35,8 +35,11 @@ fn make_tree(root: &Path) {
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 253) as u8).collect();
     std::fs::write(root.join("big.bin"), big).expect("write");
     for d in 0..10 {
-        std::fs::hard_link(root.join("dir00/file000.bin"), root.join(format!("dir{:02}/link{d}.bin", d + 1)))
-            .expect("link");
+        std::fs::hard_link(
+            root.join("dir00/file000.bin"),
+            root.join(format!("dir{:02}/link{d}.bin", d + 1)),
+        )
+        .expect("link");
     }
     // Access times in the future, as the fixture trees have them, so that
     // reading the tree (readdir updates a directory's atime under relatime)
@@ -50,9 +53,13 @@ fn make_tree(root: &Path) {
             if p.is_dir() {
                 dirs.push(p.clone());
             }
-            std::fs::File::open(&p).and_then(|f| f.set_times(times)).expect("set atime");
+            std::fs::File::open(&p)
+                .and_then(|f| f.set_times(times))
+                .expect("set atime");
         }
-        std::fs::File::open(&d).and_then(|f| f.set_times(times)).expect("set atime");
+        std::fs::File::open(&d)
+            .and_then(|f| f.set_times(times))
+            .expect("set atime");
     }
 }
 
@@ -73,7 +80,10 @@ fn namespace(container: &Path) -> BTreeMap<String, String> {
                     o.remove("inode_name");
                 }
             }
-            (String::from_utf8_lossy(p.as_bytes()).into_owned(), v.to_string())
+            (
+                String::from_utf8_lossy(p.as_bytes()).into_owned(),
+                v.to_string(),
+            )
         })
         .collect()
 }
@@ -146,7 +156,10 @@ fn killed_loads_resume_to_the_same_namespace() {
         new_session = !state.join("db").is_dir();
     }
     assert!(finished, "the load never finished");
-    assert!(kills >= 10, "only {kills} kills landed before the load finished");
+    assert!(
+        kills >= 10,
+        "only {kills} kills landed before the load finished"
+    );
 
     let (got, want) = (namespace(&crashed), namespace(&clean));
     assert_eq!(got.len(), want.len(), "number of paths");
@@ -156,7 +169,10 @@ fn killed_loads_resume_to_the_same_namespace() {
         .map(|(k, v)| (k, v, got.get(k)))
         .take(3)
         .collect();
-    assert!(differing.is_empty(), "records differ (path, uninterrupted, crashed): {differing:#?}");
+    assert!(
+        differing.is_empty(),
+        "records differ (path, uninterrupted, crashed): {differing:#?}"
+    );
 
     // Nothing provisional or superseded is left, and nothing unreachable.
     let inprogress = format!("{:016X}", hash64(INODE_INPROGRESS.as_bytes()));
@@ -169,7 +185,11 @@ fn killed_loads_resume_to_the_same_namespace() {
         }
         let parsed = BlobName::parse(&name).unwrap_or_else(|e| panic!("{e}"));
         assert!(!parsed.is_tmp(), "provisional root left: {name}");
-        assert_ne!(parsed.owner_hash().map(|h| format!("{h:016X}")), Some(inprogress.clone()), "provisional inode left: {name}");
+        assert_ne!(
+            parsed.owner_hash().map(|h| format!("{h:016X}")),
+            Some(inprogress.clone()),
+            "provisional inode left: {name}"
+        );
         *versions.entry(parsed.id().to_string()).or_default() += 1;
     }
     let multi: Vec<_> = versions.iter().filter(|(_, n)| **n > 1).collect();

@@ -62,7 +62,12 @@ fn strip(mut rec: Value) -> Value {
     rec
 }
 
-const COMBINATIONS: [(&str, bool); 4] = [("LZ4", true), ("DISABLED", true), ("LZ4", false), ("DISABLED", false)];
+const COMBINATIONS: [(&str, bool); 4] = [
+    ("LZ4", true),
+    ("DISABLED", true),
+    ("LZ4", false),
+    ("DISABLED", false),
+];
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -126,7 +131,12 @@ fn loads_into_a_local_container_match_the_reference_namespace() {
         let container = tmp.path().join("container");
         let state = tmp.path().join("state");
         let hl = format!("--preserve-hardlinks={hardlinks}");
-        load_ok(src, &container, &state, &["--compression-type", compression, &hl]);
+        load_ok(
+            src,
+            &container,
+            &state,
+            &["--compression-type", compression, &hl],
+        );
         let label = format!("local, {compression}, hard links {hardlinks}");
         check_container(&label, &|| open_local(&container), hardlinks);
     }
@@ -143,11 +153,17 @@ fn loads_into_azurite_match_the_reference_namespace() {
             panic!("not an Azure URL: {url}");
         };
         let bare = AzureStore::new(target, &AzureOptions::default()).expect("client");
-        rt.block_on(bare.create_container()).expect("create container");
+        rt.block_on(bare.create_container())
+            .expect("create container");
         let tmp = tempfile::tempdir().expect("tempdir");
         let state = tmp.path().join("state");
         let hl = format!("--preserve-hardlinks={hardlinks}");
-        load_ok(src, std::path::Path::new(&url), &state, &["--compression-type", compression, &hl]);
+        load_ok(
+            src,
+            std::path::Path::new(&url),
+            &state,
+            &["--compression-type", compression, &hl],
+        );
         let label = format!("Azurite, {compression}, hard links {hardlinks}");
         let open = || store::open_with_env(&url, &StoreOptions::default(), &no_env).expect("open");
         check_container(&label, &open, hardlinks);

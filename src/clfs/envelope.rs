@@ -117,7 +117,9 @@ fn try_lz4(stream: &[u8]) -> Result<Option<Vec<u8>>, EncodeError> {
     match walk_frame(&body[ENVELOPE_LEN..]) {
         Ok(info) if info.stored_blocks == 0 => Ok(Some(body)),
         Ok(_) => Ok(None),
-        Err(e) => Err(EncodeError::Lz4(format!("liblz4 produced a frame we cannot walk: {e}"))),
+        Err(e) => Err(EncodeError::Lz4(format!(
+            "liblz4 produced a frame we cannot walk: {e}"
+        ))),
     }
 }
 
@@ -160,7 +162,11 @@ pub fn walk_frame(frame: &[u8]) -> DecodeResult<FrameInfo> {
     let flg = r.u8("LZ4 FLG byte")?;
     let bd = r.u8("LZ4 BD byte")?;
     if flg >> 6 != 1 {
-        return Err(DecodeError::invalid(4, "LZ4 FLG byte", format!("version {} (expected 1)", flg >> 6)));
+        return Err(DecodeError::invalid(
+            4,
+            "LZ4 FLG byte",
+            format!("version {} (expected 1)", flg >> 6),
+        ));
     }
     if flg & 0x02 != 0 || bd & 0x8f != 0 {
         return Err(DecodeError::invalid(4, "LZ4 FLG/BD", "reserved bits set"));
@@ -170,7 +176,13 @@ pub fn walk_frame(frame: &[u8]) -> DecodeResult<FrameInfo> {
         5 => 256 << 10,
         6 => 1 << 20,
         7 => 4 << 20,
-        c => return Err(DecodeError::invalid(5, "LZ4 BD byte", format!("block size code {c}"))),
+        c => {
+            return Err(DecodeError::invalid(
+                5,
+                "LZ4 BD byte",
+                format!("block size code {c}"),
+            ))
+        }
     };
     let block_checksum = flg & 0x10 != 0;
     let content_size = flg & 0x08 != 0;
@@ -332,7 +344,11 @@ fn xxhash32(data: &[u8], seed: u32) -> u32 {
     const P3: u32 = 0xC2B2_AE3D;
     const P4: u32 = 0x27D4_EB2F;
     const P5: u32 = 0x1656_67B1;
-    let round = |acc: u32, lane: u32| acc.wrapping_add(lane.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let round = |acc: u32, lane: u32| {
+        acc.wrapping_add(lane.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
     let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     let mut rest = data;
     let mut h = if data.len() >= 16 {
@@ -357,11 +373,17 @@ fn xxhash32(data: &[u8], seed: u32) -> u32 {
     };
     h = h.wrapping_add(data.len() as u32);
     while rest.len() >= 4 {
-        h = h.wrapping_add(le(rest).wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+        h = h
+            .wrapping_add(le(rest).wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
         rest = &rest[4..];
     }
     for &b in rest {
-        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+        h = h
+            .wrapping_add(u32::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
     }
     h ^= h >> 15;
     h = h.wrapping_mul(P2);
@@ -392,7 +414,10 @@ mod tests {
         assert_eq!(body.len() - ENVELOPE_LEN, 1215);
         let info = walk_frame(&body[4..]).unwrap();
         assert_eq!(info.blocks, 2);
-        assert_eq!(open(&body, FramePolicy::Clfs).unwrap().stream, vec![0u8; 300_000]);
+        assert_eq!(
+            open(&body, FramePolicy::Clfs).unwrap().stream,
+            vec![0u8; 300_000]
+        );
     }
 
     #[test]

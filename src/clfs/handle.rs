@@ -360,7 +360,11 @@ fn count32(what: &'static str, n: usize) -> Result<u32, EncodeError> {
 
 /// Reads a `u32` count and checks that `count * min_item` bytes remain, so
 /// a corrupt count cannot make the decoder allocate.
-fn bounded_count(r: &mut ByteReader<'_>, min_item: usize, what: &'static str) -> DecodeResult<usize> {
+fn bounded_count(
+    r: &mut ByteReader<'_>,
+    min_item: usize,
+    what: &'static str,
+) -> DecodeResult<usize> {
     let at = r.offset();
     let n = r.u32(what)? as usize;
     if n.saturating_mul(min_item) > r.remaining() {
@@ -490,10 +494,7 @@ pub fn split_handles(stream: &[u8]) -> DecodeResult<Vec<RawHandle<'_>>> {
 
 /// Splits and decodes a whole stream.
 pub fn decode_stream(stream: &[u8]) -> DecodeResult<Vec<Handle>> {
-    split_handles(stream)?
-        .iter()
-        .map(Handle::decode)
-        .collect()
+    split_handles(stream)?.iter().map(Handle::decode).collect()
 }
 
 /// Encodes handles into a stream.

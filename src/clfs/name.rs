@@ -315,7 +315,8 @@ impl BlobName {
 }
 
 fn is_upper_hex(t: &str) -> bool {
-    t.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    t.bytes()
+        .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 impl fmt::Display for BlobName {
@@ -358,9 +359,7 @@ impl fmt::Display for BlobName {
 /// Picks the current name among names of one id: the highest version wins
 /// (a `tmp` root name only when no final name exists).
 pub fn current<'a, I: IntoIterator<Item = &'a BlobName>>(names: I) -> Option<&'a BlobName> {
-    names
-        .into_iter()
-        .max_by_key(|n| (!n.is_tmp(), n.version()))
+    names.into_iter().max_by_key(|n| (!n.is_tmp(), n.version()))
 }
 
 #[cfg(test)]
@@ -419,7 +418,10 @@ mod tests {
             assert_eq!(BlobName::parse(text).unwrap(), name);
         }
         assert_eq!(BlobName::v1(BUCKET, 9).to_string().len(), 67);
-        assert_eq!(BlobName::v2(fh(D), Btype::Dir, &ROOT, 9).to_string().len(), 113);
+        assert_eq!(
+            BlobName::v2(fh(D), Btype::Dir, &ROOT, 9).to_string().len(),
+            113
+        );
     }
 
     #[test]

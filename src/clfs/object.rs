@@ -296,7 +296,13 @@ impl Object {
         match self {
             Object::Bucket(_) => ObjectKind::Bucket,
             Object::Inode(i) => match (&i.body, i.back.is_some()) {
-                (InodeBody::Dir { root_attrs: Some(_), .. }, _) => ObjectKind::Root,
+                (
+                    InodeBody::Dir {
+                        root_attrs: Some(_),
+                        ..
+                    },
+                    _,
+                ) => ObjectKind::Root,
                 (InodeBody::Dir { .. }, _) => ObjectKind::Dir,
                 (InodeBody::Data(_), _) => ObjectKind::FileOrSymlink,
                 (InodeBody::Special, _) => ObjectKind::Special,

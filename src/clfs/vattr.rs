@@ -181,14 +181,50 @@ mod tests {
     #[test]
     fn float_time_quirk_matches_the_spec() {
         let t = |s, n| ClfsTime::from_stat(s, n).unwrap();
-        assert_eq!(t(1_600_000_000, 123_456_789), ClfsTime { sec: 1_600_000_000, nsec: 123_456_716 });
-        assert_eq!(t(1_600_000_001, 500_000_000), ClfsTime { sec: 1_600_000_001, nsec: 500_000_000 });
-        assert_eq!(t(1_600_000_002, 250_000_000), ClfsTime { sec: 1_600_000_002, nsec: 250_000_000 });
+        assert_eq!(
+            t(1_600_000_000, 123_456_789),
+            ClfsTime {
+                sec: 1_600_000_000,
+                nsec: 123_456_716
+            }
+        );
+        assert_eq!(
+            t(1_600_000_001, 500_000_000),
+            ClfsTime {
+                sec: 1_600_000_001,
+                nsec: 500_000_000
+            }
+        );
+        assert_eq!(
+            t(1_600_000_002, 250_000_000),
+            ClfsTime {
+                sec: 1_600_000_002,
+                nsec: 250_000_000
+            }
+        );
         // fixture README: x.999999999 rounds up; 4100000000.000000001 loses the ns.
-        assert_eq!(t(1_700_000_000, 999_999_999), ClfsTime { sec: 1_700_000_001, nsec: 0 });
-        assert_eq!(t(4_100_000_000, 1), ClfsTime { sec: 4_100_000_000, nsec: 0 });
+        assert_eq!(
+            t(1_700_000_000, 999_999_999),
+            ClfsTime {
+                sec: 1_700_000_001,
+                nsec: 0
+            }
+        );
+        assert_eq!(
+            t(4_100_000_000, 1),
+            ClfsTime {
+                sec: 4_100_000_000,
+                nsec: 0
+            }
+        );
         assert_eq!(t(0, 0), ClfsTime { sec: 0, nsec: 0 });
-        assert_eq!(t(1_234_567_890, 123_456_789), ClfsTime { sec: 1_234_567_890, nsec: 123_456_716 });
+        assert_eq!(
+            t(1_234_567_890, 123_456_789),
+            ClfsTime {
+                sec: 1_234_567_890,
+                nsec: 123_456_716
+            }
+        );
     }
 
     #[test]
@@ -201,7 +237,13 @@ mod tests {
 
     #[test]
     fn dev_numbers_round_trip() {
-        for (ma, mi) in [(0, 0), (8, 1), (259, 65_536), (4095, 255), (0x12345, 0xabcdef)] {
+        for (ma, mi) in [
+            (0, 0),
+            (8, 1),
+            (259, 65_536),
+            (4095, 255),
+            (0x12345, 0xabcdef),
+        ] {
             let d = make_dev(ma, mi);
             assert_eq!((dev_major(d), dev_minor(d)), (ma, mi));
         }

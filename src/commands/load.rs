@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 
-use crate::cli::{LogLevel, OutputType};
 use crate::clfs::envelope::Compression;
+use crate::cli::{LogLevel, OutputType};
 use crate::emit::engine::{Engine, EngineOptions, Outcome};
 use crate::emit::job::{self, LoadRequest};
 use crate::emit::progress::Stats;
@@ -111,10 +111,13 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     // A local container is a directory: a new load may create it.
     if args.new_session && !args.dry_run {
         let env = |k: &str| std::env::var(k).ok();
-        if let Ok(store::url::Location::Local(dir)) = store::url::Location::parse(&args.container, &env) {
+        if let Ok(store::url::Location::Local(dir)) =
+            store::url::Location::parse(&args.container, &env)
+        {
             if !dir.exists() {
-                store::local::LocalStore::create_container(&dir)
-                    .with_context(|| format!("cannot create the container folder {}", dir.display()))?;
+                store::local::LocalStore::create_container(&dir).with_context(|| {
+                    format!("cannot create the container folder {}", dir.display())
+                })?;
             }
         }
     }
@@ -250,7 +253,10 @@ fn dry_run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             Ok(l) => l,
             Err(e) => {
                 errors += 1;
-                eprintln!("{}: cannot read directory: {e}", String::from_utf8_lossy(&dir));
+                eprintln!(
+                    "{}: cannot read directory: {e}",
+                    String::from_utf8_lossy(&dir)
+                );
                 continue;
             }
         };
@@ -267,7 +273,10 @@ fn dry_run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 }
                 Ok(_) => {
                     errors += 1;
-                    eprintln!("{}: file type CLFS cannot hold", String::from_utf8_lossy(&path));
+                    eprintln!(
+                        "{}: file type CLFS cannot hold",
+                        String::from_utf8_lossy(&path)
+                    );
                 }
                 Err(err) => {
                     errors += 1;
@@ -281,7 +290,9 @@ fn dry_run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::json!({"dry_run": true, "files_total": entries, "bytes_total": bytes, "errors": errors})
         ),
-        OutputType::Text => println!("dry run: {entries} entries, {bytes} bytes of file data, {errors} errors"),
+        OutputType::Text => {
+            println!("dry run: {entries} entries, {bytes} bytes of file data, {errors} errors")
+        }
     }
     Ok(ExitCode::from(if errors == 0 { 0 } else { 1 }))
 }

@@ -1,10 +1,10 @@
 //! One module per command: clap arguments and the `run` that drives the
 //! library (with `anyhow` context at this edge).
 
+pub mod export;
 #[cfg(feature = "state")]
 pub mod load;
 pub mod logging;
-pub mod export;
 pub mod ls;
 pub mod verify;
 

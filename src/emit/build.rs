@@ -81,7 +81,12 @@ pub fn inode_name(id: &ObjectId, rec: &ObjRecord, provisional: bool) -> BlobName
             crate::clfs::name::FIRST_VERSION,
         )
     } else {
-        BlobName::v2(*id, btype_of(rec.ftype), &rec.first_backpointer, rec.reconcile_vers)
+        BlobName::v2(
+            *id,
+            btype_of(rec.ftype),
+            &rec.first_backpointer,
+            rec.reconcile_vers,
+        )
     }
 }
 
@@ -146,7 +151,12 @@ pub fn indirect_blobs(
                 },
             });
             Ok(Blob {
-                name: BlobName::v2(b.id, Btype::Indirect, owner, crate::clfs::name::FIRST_VERSION),
+                name: BlobName::v2(
+                    b.id,
+                    Btype::Indirect,
+                    owner,
+                    crate::clfs::name::FIRST_VERSION,
+                ),
                 body: obj.encode_body(compression)?,
             })
         })
@@ -204,7 +214,11 @@ pub fn directory(
         });
         let blocks = bm
             .push(sid, &mut new_ind)
-            .map_err(|_| EncodeError::TooLong { what: "directory", len: k as usize, max: 0 })?;
+            .map_err(|_| EncodeError::TooLong {
+                what: "directory",
+                len: k as usize,
+                max: 0,
+            })?;
         before.extend(indirect_blobs(blocks, id, ctime, compression)?);
     }
     let (blocks, direct, roots) = bm.finish(&mut new_ind);

@@ -111,12 +111,19 @@ impl Engine {
         stats: Arc<Stats>,
         state_path: PathBuf,
     ) -> Result<Arc<Self>, LoadError> {
-        let compression = parse_compression(&meta.compression)
-            .ok_or_else(|| LoadError::Fatal(format!("stored compression {:?} is unknown", meta.compression)))?;
+        let compression = parse_compression(&meta.compression).ok_or_else(|| {
+            LoadError::Fatal(format!(
+                "stored compression {:?} is unknown",
+                meta.compression
+            ))
+        })?;
         let mut secret = [0u8; 32];
-        let raw = hex::decode(&meta.id_secret_hex).map_err(|e| LoadError::Fatal(format!("stored id secret: {e}")))?;
+        let raw = hex::decode(&meta.id_secret_hex)
+            .map_err(|e| LoadError::Fatal(format!("stored id secret: {e}")))?;
         if raw.len() != 32 {
-            return Err(LoadError::Fatal("stored id secret has the wrong length".into()));
+            return Err(LoadError::Fatal(
+                "stored id secret has the wrong length".into(),
+            ));
         }
         secret.copy_from_slice(&raw);
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -155,7 +162,8 @@ impl Engine {
     }
 
     fn too_many_errors(&self) -> bool {
-        self.opts.max_errors > 0 && self.stats.phase_errors.load(Ordering::Relaxed) >= self.opts.max_errors
+        self.opts.max_errors > 0
+            && self.stats.phase_errors.load(Ordering::Relaxed) >= self.opts.max_errors
     }
 
     fn count_error(&self, text: String) {
@@ -249,7 +257,10 @@ impl Engine {
         let (mut total, mut done) = (0u64, 0u64);
         self.ns.for_each_obj(|_, r| {
             total += 1;
-            if matches!(r.state, ObjState::Done | ObjState::InodePending | ObjState::CleanupPending) {
+            if matches!(
+                r.state,
+                ObjState::Done | ObjState::InodePending | ObjState::CleanupPending
+            ) {
                 done += 1;
             }
         })?;
@@ -295,7 +306,9 @@ impl Engine {
                         scan_cursor = order;
                         scans += 1;
                         let me = Arc::clone(self);
-                        inflight.push(tokio::spawn(async move { (Kind::Scan, me.scan(order, id).await) }));
+                        inflight.push(tokio::spawn(async move {
+                            (Kind::Scan, me.scan(order, id).await)
+                        }));
                     }
                 }
                 let room = self.opts.write_workers.saturating_sub(writes);
@@ -304,12 +317,17 @@ impl Engine {
                         write_cursor = order;
                         writes += 1;
                         let me = Arc::clone(self);
-                        inflight.push(tokio::spawn(async move { (Kind::Write, me.write(order, id).await) }));
+                        inflight.push(tokio::spawn(async move {
+                            (Kind::Write, me.write(order, id).await)
+                        }));
                     }
                 }
             }
-            let Some(done) = inflight.next().await else { break };
-            let (kind, res) = done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))?;
+            let Some(done) = inflight.next().await else {
+                break;
+            };
+            let (kind, res) =
+                done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))?;
             match kind {
                 Kind::Scan => scans -= 1,
                 Kind::Write => writes -= 1,
@@ -325,7 +343,14 @@ impl Engine {
         Ok(None)
     }
 
-    fn fail(&self, id: &ObjectId, mut rec: ObjRecord, q: Queue, order: u64, why: String) -> Result<(), LoadError> {
+    fn fail(
+        &self,
+        id: &ObjectId,
+        mut rec: ObjRecord,
+        q: Queue,
+        order: u64,
+        why: String,
+    ) -> Result<(), LoadError> {
         let path = String::from_utf8_lossy(&rec.path).into_owned();
         self.count_error(format!("{path}: {why}"));
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -348,19 +373,39 @@ impl Engine {
 
     fn scan_blocking(&self, order: u64, id: ObjectId) -> Result<(), LoadError> {
         let Some(mut rec) = self.ns.get(&id)? else {
-            return Err(LoadError::Fatal(format!("queued directory {id} has no record")));
+            return Err(LoadError::Fatal(format!(
+                "queued directory {id} has no record"
+            )));
         };
         let entries = match scan::scan_dir(scan::as_path(&rec.path)) {
             Ok(e) => e,
-            Err(e) => return self.fail(&id, rec, Queue::Scan, order, format!("cannot read directory: {e}")),
+            Err(e) => {
+                return self.fail(
+                    &id,
+                    rec,
+                    Queue::Scan,
+                    order,
+                    format!("cannot read directory: {e}"),
+                )
+            }
         };
         let hardlinks = self.meta().preserve_hardlinks;
         let mut maker = self.scan_commit.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = self.ns.batch();
-        let parent_of_dotdot = if rec.is_parentless() { id } else { rec.first_backpointer };
+        let parent_of_dotdot = if rec.is_parentless() {
+            id
+        } else {
+            rec.first_backpointer
+        };
         let mut dirents = vec![
-            Dirent { name: b".".to_vec(), id },
-            Dirent { name: b"..".to_vec(), id: parent_of_dotdot },
+            Dirent {
+                name: b".".to_vec(),
+                id,
+            },
+            Dirent {
+                name: b"..".to_vec(),
+                id: parent_of_dotdot,
+            },
         ];
         let mut child_dirs = 0u32;
         // Links added by this scan: (existing inode) -> (new links here, links before).
@@ -400,7 +445,10 @@ impl Engine {
                     };
                     if entry.2 < MAX_BACKPOINTERS {
                         added.insert(fh, (entry.0 + 1, entry.1, entry.2 + 1));
-                        dirents.push(Dirent { name: e.name, id: fh });
+                        dirents.push(Dirent {
+                            name: e.name,
+                            id: fh,
+                        });
                         continue;
                     }
                 }
@@ -412,7 +460,9 @@ impl Engine {
             if candidate {
                 // A new candidate, or a link beyond the cap (then nlink 2
                 // forces a reconcile that fixes its own link count).
-                child.nlink = if self.ns.hardlink(md.ino(), ft as u8)?.is_some() || new_candidates.contains_key(&(md.ino(), ft as u8)) {
+                child.nlink = if self.ns.hardlink(md.ino(), ft as u8)?.is_some()
+                    || new_candidates.contains_key(&(md.ino(), ft as u8))
+                {
                     2
                 } else {
                     new_candidates.insert((md.ino(), ft as u8), fh);
@@ -424,9 +474,20 @@ impl Engine {
                 child_dirs += 1;
             }
             self.ns.put_obj(&mut b, &fh, &child)?;
-            self.ns.push(&mut b, if ft == Ftype::Dir { Queue::Scan } else { Queue::Write }, &fh)?;
+            self.ns.push(
+                &mut b,
+                if ft == Ftype::Dir {
+                    Queue::Scan
+                } else {
+                    Queue::Write
+                },
+                &fh,
+            )?;
             discovered += 1;
-            dirents.push(Dirent { name: e.name, id: fh });
+            dirents.push(Dirent {
+                name: e.name,
+                id: fh,
+            });
         }
         for (fh, (new, before_here, _)) in &added {
             self.ns.put_backptr(&mut b, fh, &id, before_here + new)?;
@@ -441,16 +502,22 @@ impl Engine {
         self.ns.push(&mut b, Queue::Write, &id)?;
         self.ns.commit(b)?;
         drop(maker);
-        self.stats.discovered.fetch_add(discovered, Ordering::Relaxed);
+        self.stats
+            .discovered
+            .fetch_add(discovered, Ordering::Relaxed);
         Ok(())
     }
 
     async fn write(self: Arc<Self>, order: u64, id: ObjectId) -> Result<(), LoadError> {
         let Some(rec) = self.ns.get(&id)? else {
-            return Err(LoadError::Fatal(format!("queued object {id} has no record")));
+            return Err(LoadError::Fatal(format!(
+                "queued object {id} has no record"
+            )));
         };
         let hardlinks = self.meta().preserve_hardlinks;
-        let provisional = id != ROOT && !rec.is_dir() && (rec.reconcile_vers > FIRST_VERSION || (hardlinks && rec.nlink != 1));
+        let provisional = id != ROOT
+            && !rec.is_dir()
+            && (rec.reconcile_vers > FIRST_VERSION || (hardlinks && rec.nlink != 1));
         let res = match rec.ftype {
             Ftype::Dir => self.write_dir(&id, &rec).await,
             Ftype::Reg => self.write_file(&id, &rec, provisional).await,
@@ -508,24 +575,48 @@ impl Engine {
                 build::basename(&self.source_root_typed),
                 Some(vec![
                     ("containeridEpoch".to_string(), "2".to_string()),
-                    ("massUUID".to_string(), crate::clfs::id::new_uuid_string(&mut rng)),
-                    ("wipeEpoch".to_string(), crate::clfs::id::new_uuid_string(&mut rng)),
+                    (
+                        "massUUID".to_string(),
+                        crate::clfs::id::new_uuid_string(&mut rng),
+                    ),
+                    (
+                        "wipeEpoch".to_string(),
+                        crate::clfs::id::new_uuid_string(&mut rng),
+                    ),
                 ]),
             )
         } else {
             (build::basename(&rec.path), None)
         };
-        let blobs = build::directory(id, rec, entries, name, root_attrs, self.ids, &self.derive, self.compression, false)
-            .map_err(|e| e.to_string())?;
+        let blobs = build::directory(
+            id,
+            rec,
+            entries,
+            name,
+            root_attrs,
+            self.ids,
+            &self.derive,
+            self.compression,
+            false,
+        )
+        .map_err(|e| e.to_string())?;
         self.put_all(blobs.before).await?;
-        self.put(&blobs.inode.name, blobs.inode.body).await.map_err(|e| e.to_string())?;
+        self.put(&blobs.inode.name, blobs.inode.body)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(0)
     }
 
     /// Symlinks, devices, fifos, sockets: one inode object.
-    async fn write_small(&self, id: &ObjectId, rec: &ObjRecord, provisional: bool) -> ObjResult<u64> {
+    async fn write_small(
+        &self,
+        id: &ObjectId,
+        rec: &ObjRecord,
+        provisional: bool,
+    ) -> ObjResult<u64> {
         let (length, body) = if rec.ftype == Ftype::Lnk {
-            let target = std::fs::read_link(scan::as_path(&rec.path)).map_err(|e| format!("cannot read link: {e}"))?;
+            let target = std::fs::read_link(scan::as_path(&rec.path))
+                .map_err(|e| format!("cannot read link: {e}"))?;
             let target = target.as_os_str().as_bytes().to_vec();
             if target.len() > MAX_SYMLINK {
                 return Err(format!(
@@ -539,12 +630,20 @@ impl Engine {
         };
         let inode = self.inode(id, rec, length, body)?;
         let name = build::inode_name(id, rec, provisional);
-        let body = Object::Inode(inode).encode_body(self.compression).map_err(|e| e.to_string())?;
+        let body = Object::Inode(inode)
+            .encode_body(self.compression)
+            .map_err(|e| e.to_string())?;
         self.put(&name, body).await.map_err(|e| e.to_string())?;
         Ok(0)
     }
 
-    fn inode(&self, id: &ObjectId, rec: &ObjRecord, length: u64, body: InodeBody) -> ObjResult<Inode> {
+    fn inode(
+        &self,
+        id: &ObjectId,
+        rec: &ObjRecord,
+        length: u64,
+        body: InodeBody,
+    ) -> ObjResult<Inode> {
         Ok(Inode {
             vattr: build::vattr(rec, self.ids, length, 1).map_err(|e| e.to_string())?,
             bmap: layout::bmap(false, vec![*id], [crate::clfs::id::ZERO_ROOT; 4]),
@@ -556,7 +655,12 @@ impl Engine {
 
     /// A regular file: inline first 16 KiB, 8 MiB segments (a few in
     /// flight), indirect blocks, then the inode.
-    async fn write_file(&self, id: &ObjectId, rec: &ObjRecord, provisional: bool) -> ObjResult<u64> {
+    async fn write_file(
+        &self,
+        id: &ObjectId,
+        rec: &ObjRecord,
+        provisional: bool,
+    ) -> ObjResult<u64> {
         let path = rec.path.clone();
         let shown = || String::from_utf8_lossy(&path).into_owned();
         let ctime = build::databack_ctime(rec).map_err(|e| e.to_string())?;
@@ -582,7 +686,11 @@ impl Engine {
         if first.len() == layout::FIRST_SEGMENT_BYTES as usize {
             let mut k = 0u64;
             loop {
-                let permit = self.segment_buffers.acquire().await.map_err(|e| e.to_string())?;
+                let permit = self
+                    .segment_buffers
+                    .acquire()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
                 k += 1;
                 let databack = DataBack {
@@ -622,8 +730,12 @@ impl Engine {
                     self.derive.id(id, b"ind", n_ind)
                 };
                 let blocks = bm.push(sid, &mut new_ind).map_err(|e| e.to_string())?;
-                for b in build::indirect_blobs(blocks, id, ctime, self.compression).map_err(|e| e.to_string())? {
-                    puts.push(Box::pin(async move { self.put(&b.name, b.body).await.map_err(|e| e.to_string()) }));
+                for b in build::indirect_blobs(blocks, id, ctime, self.compression)
+                    .map_err(|e| e.to_string())?
+                {
+                    puts.push(Box::pin(async move {
+                        self.put(&b.name, b.body).await.map_err(|e| e.to_string())
+                    }));
                 }
                 while puts.len() >= SEGMENTS_PER_FILE {
                     if let Some(r) = puts.next().await {
@@ -643,20 +755,26 @@ impl Engine {
             self.derive.id(id, b"ind", n_ind)
         };
         let (blocks, direct, roots) = bm.finish(&mut new_ind);
-        self.put_all(build::indirect_blobs(blocks, id, ctime, self.compression).map_err(|e| e.to_string())?)
-            .await?;
+        self.put_all(
+            build::indirect_blobs(blocks, id, ctime, self.compression)
+                .map_err(|e| e.to_string())?,
+        )
+        .await?;
         if total != rec.size {
             return Err(format!(
                 "changed size during the load (scanned {} bytes, read {total}); {}",
-                rec.size,
-                "rerun with --new-session=false to retry it"
+                rec.size, "rerun with --new-session=false to retry it"
             ));
         }
         let mut inode = self.inode(id, rec, total, InodeBody::Data(first))?;
         inode.bmap = layout::bmap(false, direct, roots);
         let name = build::inode_name(id, rec, provisional);
-        let body = Object::Inode(inode).encode_body(self.compression).map_err(|e| e.to_string())?;
-        self.put(&name, body).await.map_err(|e| format!("{}: {e}", shown()))?;
+        let body = Object::Inode(inode)
+            .encode_body(self.compression)
+            .map_err(|e| e.to_string())?;
+        self.put(&name, body)
+            .await
+            .map_err(|e| format!("{}: {e}", shown()))?;
         Ok(total)
     }
 
@@ -681,7 +799,9 @@ impl Engine {
                     }));
                 }
             }
-            let Some(done) = inflight.next().await else { break };
+            let Some(done) = inflight.next().await else {
+                break;
+            };
             done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))??;
         }
         if self.too_many_errors() {
@@ -695,7 +815,11 @@ impl Engine {
 
     /// Finds the current blob of `id`: `preferred` if it exists, else the
     /// highest version under the id's prefix.
-    async fn current_blob(&self, id: &ObjectId, preferred: &str) -> Result<Option<(String, Bytes)>, StoreError> {
+    async fn current_blob(
+        &self,
+        id: &ObjectId,
+        preferred: &str,
+    ) -> Result<Option<(String, Bytes)>, StoreError> {
         match self.get(preferred).await {
             Ok(b) => return Ok(Some((preferred.to_string(), b))),
             Err(e) if e.is_not_found() => {}
@@ -726,7 +850,9 @@ impl Engine {
 
     async fn reconcile(self: Arc<Self>, order: u64, id: ObjectId) -> Result<(), LoadError> {
         let Some(mut rec) = self.ns.get(&id)? else {
-            return Err(LoadError::Fatal(format!("queued object {id} has no record")));
+            return Err(LoadError::Fatal(format!(
+                "queued object {id} has no record"
+            )));
         };
         rec.reconcile_vers += 1;
         match self.reconcile_one(&id, &rec).await {
@@ -763,16 +889,25 @@ impl Engine {
         inode.vattr.nlink = back.len() as u32;
         inode.back = Some(back);
         let name = BlobName::v2(*id, btype, &rec.first_backpointer, rec.reconcile_vers);
-        let body = Object::Inode(inode).encode_body(self.compression).map_err(|e| e.to_string())?;
+        let body = Object::Inode(inode)
+            .encode_body(self.compression)
+            .map_err(|e| e.to_string())?;
         self.put(&name, body).await.map_err(|e| e.to_string())
     }
 
     async fn cleanup(self: Arc<Self>, order: u64, id: ObjectId) -> Result<(), LoadError> {
         let Some(mut rec) = self.ns.get(&id)? else {
-            return Err(LoadError::Fatal(format!("queued object {id} has no record")));
+            return Err(LoadError::Fatal(format!(
+                "queued object {id} has no record"
+            )));
         };
         if id != ROOT {
-            let provisional = BlobName::v2(id, build::btype_of(rec.ftype), &INODE_INPROGRESS, FIRST_VERSION);
+            let provisional = BlobName::v2(
+                id,
+                build::btype_of(rec.ftype),
+                &INODE_INPROGRESS,
+                FIRST_VERSION,
+            );
             self.delete_quietly(&provisional.to_string()).await;
         }
         match self.list_id(&id).await {
@@ -822,11 +957,17 @@ impl Engine {
                 text.extend_from_slice(p.as_bytes());
                 text.push(b'\n');
             }
-            std::fs::write(&problems, text).map_err(|e| LoadError::Io { path: problems.clone(), source: e })?;
+            std::fs::write(&problems, text).map_err(|e| LoadError::Io {
+                path: problems.clone(),
+                source: e,
+            })?;
         }
         // Upload the *.txt files of the state path, sorted by name.
         let mut logs: Vec<String> = std::fs::read_dir(&self.state_path)
-            .map_err(|e| LoadError::Io { path: self.state_path.clone(), source: e })?
+            .map_err(|e| LoadError::Io {
+                path: self.state_path.clone(),
+                source: e,
+            })?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
             .filter(|n| n.ends_with(".txt"))
@@ -834,8 +975,13 @@ impl Engine {
         logs.sort();
         for n in &logs {
             let p = self.state_path.join(n);
-            let body = std::fs::read(&p).map_err(|e| LoadError::Io { path: p.clone(), source: e })?;
-            self.store.put(&store::BlobName::new(n.clone())?, Bytes::from(body)).await?;
+            let body = std::fs::read(&p).map_err(|e| LoadError::Io {
+                path: p.clone(),
+                source: e,
+            })?;
+            self.store
+                .put(&store::BlobName::new(n.clone())?, Bytes::from(body))
+                .await?;
         }
         // Bucket attributes: one logfileNNN per log, existing keys updated in place.
         let mut attrs = super::job::check_bucket(&self.store).await?;
@@ -847,9 +993,16 @@ impl Engine {
             }
         }
         let bucket = BlobName::v1(crate::clfs::id::BUCKET, FIRST_VERSION);
-        self.put(&bucket, Object::Bucket(Bucket { attrs }).encode_body(self.compression)?).await?;
+        self.put(
+            &bucket,
+            Object::Bucket(Bucket { attrs }).encode_body(self.compression)?,
+        )
+        .await?;
         // Publish the root.
-        let root = self.ns.get(&ROOT)?.ok_or_else(|| LoadError::Fatal("the root has no record".into()))?;
+        let root = self
+            .ns
+            .get(&ROOT)?
+            .ok_or_else(|| LoadError::Fatal("the root has no record".into()))?;
         let tmp = BlobName::tmp_root().to_string();
         let final_name = BlobName::v2(ROOT, name::Btype::Dir, &ROOT, root.reconcile_vers);
         match self.get(&tmp).await {

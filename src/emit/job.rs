@@ -76,7 +76,10 @@ pub fn check_source(source: &Path) -> Result<PathBuf, LoadError> {
         )));
     }
     if !md.is_dir() {
-        return Err(LoadError::Usage(format!("source {} is not a directory", source.display())));
+        return Err(LoadError::Usage(format!(
+            "source {} is not a directory",
+            source.display()
+        )));
     }
     std::fs::canonicalize(source).map_err(|e| io_err(source, e))
 }
@@ -210,7 +213,11 @@ pub async fn create(
         id_secret_hex: hex::encode(secret),
     };
     let md = std::fs::symlink_metadata(&source_abs).map_err(|e| io_err(&source_abs, e))?;
-    let mut root = ObjRecord::new(Ftype::Dir, source_abs.as_os_str().as_bytes().to_vec(), NULL_FILEHANDLE);
+    let mut root = ObjRecord::new(
+        Ftype::Dir,
+        source_abs.as_os_str().as_bytes().to_vec(),
+        NULL_FILEHANDLE,
+    );
     scan::fill_record(&mut root, &md);
     let mut b = ns.batch();
     ns.put_obj(&mut b, &ROOT, &root)?;
@@ -309,7 +316,9 @@ pub async fn check_bucket(store: &Arc<dyn BlobStore>) -> Result<Vec<(String, Str
     })?;
     match Object::decode_body(&body) {
         Ok(Object::Bucket(b)) => Ok(b.attrs),
-        Ok(_) => Err(LoadError::Fatal(format!("bucket object {name} holds something else than EXTATTRS"))),
+        Ok(_) => Err(LoadError::Fatal(format!(
+            "bucket object {name} holds something else than EXTATTRS"
+        ))),
         Err(e) => Err(LoadError::Fatal(e.in_blob(name).to_string())),
     }
 }

@@ -107,8 +107,16 @@ impl Stats {
         } else {
             0.0
         };
-        let rate = if elapsed > 0.0 { (done + failed) as f64 / elapsed } else { 0.0 };
-        let eta = if rate > 0.0 && pending > 0 { pending as f64 / rate } else { 0.0 };
+        let rate = if elapsed > 0.0 {
+            (done + failed) as f64 / elapsed
+        } else {
+            0.0
+        };
+        let eta = if rate > 0.0 && pending > 0 {
+            pending as f64 / rate
+        } else {
+            0.0
+        };
         let mut v = serde_json::json!({
             "bytes_completed": bytes,
             "elapsed": (elapsed * 1000.0).round() / 1000.0,

@@ -30,7 +30,14 @@ pub const CF_BACKPTR: &str = "backptr";
 /// Hard-link candidates by source inode.
 pub const CF_HARDLINK: &str = "hardlink";
 /// All column families.
-pub const ALL_CFS: [&str; 6] = [CF_META, CF_OBJ, CF_QUEUE, CF_DIRENT, CF_BACKPTR, CF_HARDLINK];
+pub const ALL_CFS: [&str; 6] = [
+    CF_META,
+    CF_OBJ,
+    CF_QUEUE,
+    CF_DIRENT,
+    CF_BACKPTR,
+    CF_HARDLINK,
+];
 
 /// The work queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -135,7 +135,9 @@ pub struct Namespace {
 
 impl std::fmt::Debug for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Namespace").field("path", &self.path).finish()
+        f.debug_struct("Namespace")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -202,7 +204,9 @@ impl Namespace {
         let mut max = 0;
         for q in [Queue::Scan, Queue::Write, Queue::Reconcile, Queue::Cleanup] {
             let mut it = self.db.raw_iterator_cf(cf);
-            it.seek_for_prev([q as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+            it.seek_for_prev([
+                q as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ]);
             if let Some(k) = it.key() {
                 if let Some((qb, order, _)) = keys::parse_queue_key(k) {
                     if qb == q as u8 {
@@ -270,13 +274,19 @@ impl Namespace {
     /// Reads an object record.
     pub fn get(&self, id: &ObjectId) -> StateResult<Option<ObjRecord>> {
         let cf = self.cf(keys::CF_OBJ)?;
-        match self.db.get_cf(cf, id.as_bytes()).map_err(|e| self.db_err(e))? {
+        match self
+            .db
+            .get_cf(cf, id.as_bytes())
+            .map_err(|e| self.db_err(e))?
+        {
             None => Ok(None),
-            Some(v) => ObjRecord::decode(&v).map(Some).map_err(|e| StateError::Corrupt {
-                path: self.path.clone(),
-                what: "object record",
-                detail: format!("{id}: {e}"),
-            }),
+            Some(v) => ObjRecord::decode(&v)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    path: self.path.clone(),
+                    what: "object record",
+                    detail: format!("{id}: {e}"),
+                }),
         }
     }
 
@@ -295,13 +305,21 @@ impl Namespace {
         let cf = self.cf(keys::CF_BACKPTR)?;
         let prefix = keys::backptr_prefix(child);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
             if !k.starts_with(&prefix) {
                 break;
             }
-            let parent = ObjectId::from_slice(&k[prefix.len()..]).ok_or_else(|| self.corrupt("back-pointer key"))?;
-            let count = u32::from_le_bytes(v.as_ref().try_into().map_err(|_| self.corrupt("back-pointer count"))?);
+            let parent = ObjectId::from_slice(&k[prefix.len()..])
+                .ok_or_else(|| self.corrupt("back-pointer key"))?;
+            let count = u32::from_le_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| self.corrupt("back-pointer count"))?,
+            );
             out.push((parent, count));
         }
         Ok(out)
@@ -320,26 +338,42 @@ impl Namespace {
         let cf = self.cf(keys::CF_DIRENT)?;
         let prefix = dir.as_bytes().to_vec();
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
             if !k.starts_with(&prefix) || k.len() != prefix.len() + 4 {
                 break;
             }
             let mut r = ByteReader::new(&v, 0);
-            let name = r.lv32("name").map_err(|_| self.corrupt("directory entry"))?.to_vec();
-            let id = r.id16("child").map_err(|_| self.corrupt("directory entry"))?;
+            let name = r
+                .lv32("name")
+                .map_err(|_| self.corrupt("directory entry"))?
+                .to_vec();
+            let id = r
+                .id16("child")
+                .map_err(|_| self.corrupt("directory entry"))?;
             out.push(Dirent { name, id });
         }
         Ok(out)
     }
 
     /// Up to `limit` items of queue `q` with order > `after`, in order.
-    pub fn queue_items(&self, q: Queue, after: u64, limit: usize) -> StateResult<Vec<(u64, ObjectId)>> {
+    pub fn queue_items(
+        &self,
+        q: Queue,
+        after: u64,
+        limit: usize,
+    ) -> StateResult<Vec<(u64, ObjectId)>> {
         let cf = self.cf(keys::CF_QUEUE)?;
         let mut start = vec![q as u8];
         start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, _) = item.map_err(|e| self.db_err(e))?;
             let Some((qb, order, id)) = keys::parse_queue_key(&k) else {
                 return Err(self.corrupt("queue key"));
@@ -403,14 +437,19 @@ impl Namespace {
         let cf = self.cf(keys::CF_META)?;
         let mut k = PROBLEM_PREFIX.to_vec();
         k.extend_from_slice(&self.order.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        self.db.put_cf(cf, k, text.as_bytes()).map_err(|e| self.db_err(e))
+        self.db
+            .put_cf(cf, k, text.as_bytes())
+            .map_err(|e| self.db_err(e))
     }
 
     /// Every problem recorded with [`Namespace::add_problem`], in order.
     pub fn problems(&self) -> StateResult<Vec<String>> {
         let cf = self.cf(keys::CF_META)?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(PROBLEM_PREFIX, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(PROBLEM_PREFIX, Direction::Forward))
+        {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
             if !k.starts_with(PROBLEM_PREFIX) {
                 break;
@@ -440,12 +479,22 @@ impl Namespace {
     }
 
     /// Stores entry `index` of directory `dir`.
-    pub fn put_dirent(&self, b: &mut Batch, dir: &ObjectId, index: u32, d: &Dirent) -> StateResult<()> {
+    pub fn put_dirent(
+        &self,
+        b: &mut Batch,
+        dir: &ObjectId,
+        index: u32,
+        d: &Dirent,
+    ) -> StateResult<()> {
         let mut w = ByteWriter::new(Vec::with_capacity(d.name.len() + 30));
         w.u32(d.name.len() as u32);
         w.bytes(&d.name);
         w.id16(&d.id);
-        b.wb.put_cf(self.cf(keys::CF_DIRENT)?, keys::dirent_key(dir, index), w.buf);
+        b.wb.put_cf(
+            self.cf(keys::CF_DIRENT)?,
+            keys::dirent_key(dir, index),
+            w.buf,
+        );
         Ok(())
     }
 
@@ -461,14 +510,34 @@ impl Namespace {
     }
 
     /// Sets the count of additional back-pointers from `child` to `parent`.
-    pub fn put_backptr(&self, b: &mut Batch, child: &ObjectId, parent: &ObjectId, count: u32) -> StateResult<()> {
-        b.wb.put_cf(self.cf(keys::CF_BACKPTR)?, keys::backptr_key(child, parent), count.to_le_bytes());
+    pub fn put_backptr(
+        &self,
+        b: &mut Batch,
+        child: &ObjectId,
+        parent: &ObjectId,
+        count: u32,
+    ) -> StateResult<()> {
+        b.wb.put_cf(
+            self.cf(keys::CF_BACKPTR)?,
+            keys::backptr_key(child, parent),
+            count.to_le_bytes(),
+        );
         Ok(())
     }
 
     /// Records a hard-link candidate.
-    pub fn put_hardlink(&self, b: &mut Batch, ino: u64, ftype: u8, id: &ObjectId) -> StateResult<()> {
-        b.wb.put_cf(self.cf(keys::CF_HARDLINK)?, keys::hardlink_key(ino, ftype), id.as_bytes());
+    pub fn put_hardlink(
+        &self,
+        b: &mut Batch,
+        ino: u64,
+        ftype: u8,
+        id: &ObjectId,
+    ) -> StateResult<()> {
+        b.wb.put_cf(
+            self.cf(keys::CF_HARDLINK)?,
+            keys::hardlink_key(ino, ftype),
+            id.as_bytes(),
+        );
         Ok(())
     }
 }
@@ -491,7 +560,16 @@ mod tests {
             rec.size = 42;
             ns.put_obj(&mut b, &fh, &rec).unwrap();
             ns.push(&mut b, Queue::Write, &fh).unwrap();
-            ns.put_dirent(&mut b, &ROOT, 0, &Dirent { name: b"y".to_vec(), id: fh }).unwrap();
+            ns.put_dirent(
+                &mut b,
+                &ROOT,
+                0,
+                &Dirent {
+                    name: b"y".to_vec(),
+                    id: fh,
+                },
+            )
+            .unwrap();
             ns.put_backptr(&mut b, &fh, &ROOT, 2).unwrap();
             ns.commit(b).unwrap();
         }

@@ -64,6 +64,9 @@ pub struct AzureOptions {
     /// Whether to use the `HTTPS_PROXY`/`HTTP_PROXY` variables. Default true;
     /// loopback endpoints never go through a proxy.
     pub use_env_proxy: bool,
+    /// Names per List Blobs page, 1 to 5,000 (the default and Azure's
+    /// maximum).
+    pub list_page_size: usize,
 }
 
 impl Default for AzureOptions {
@@ -73,6 +76,7 @@ impl Default for AzureOptions {
             connect_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             use_env_proxy: true,
+            list_page_size: LIST_PAGE_SIZE,
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct AzureStore {
     container_path: String,
     /// Forms of the SAS signature to scrub out of any text we produce.
     scrub: Vec<String>,
+    list_page_size: usize,
 }
 
 impl fmt::Debug for AzureStore {
@@ -150,6 +155,7 @@ impl AzureStore {
             container_path: target.container_path(),
             target,
             scrub,
+            list_page_size: options.list_page_size.clamp(1, LIST_PAGE_SIZE),
         })
     }
 
@@ -540,7 +546,7 @@ impl BlobStore for AzureStore {
         let mut query = vec![
             ("restype", "container".to_string()),
             ("comp", "list".to_string()),
-            ("maxresults", LIST_PAGE_SIZE.to_string()),
+            ("maxresults", self.list_page_size.to_string()),
         ];
         if !prefix.is_empty() {
             query.push(("prefix", prefix.to_string()));

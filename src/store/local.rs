@@ -33,15 +33,20 @@ pub const TEMP_DIR: &str = ".clfs-fs-tmp";
 const MAX_FILE_NAME: usize = 255;
 
 /// Options of the local backend.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalOptions {
     /// fsync each blob and the directory before a put returns.
     pub durable: bool,
+    /// Names per listing page (1 to [`LIST_PAGE_SIZE`]).
+    pub list_page_size: usize,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { durable: true }
+        LocalOptions {
+            durable: true,
+            list_page_size: LIST_PAGE_SIZE,
+        }
     }
 }
 
@@ -308,8 +313,9 @@ impl Inner {
             blobs.push(BlobMeta { name: blob, size });
         }
         blobs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let next_marker = if blobs.len() > LIST_PAGE_SIZE {
-            blobs.truncate(LIST_PAGE_SIZE);
+        let page_size = self.options.list_page_size.clamp(1, LIST_PAGE_SIZE);
+        let next_marker = if blobs.len() > page_size {
+            blobs.truncate(page_size);
             blobs.last().map(|b| b.name.to_string())
         } else {
             None

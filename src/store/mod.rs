@@ -577,6 +577,9 @@ pub struct StoreOptions {
     /// Whether the local backend fsyncs each blob and its directory before a
     /// put returns (default true: an acknowledged put survives a crash).
     pub local_durable: bool,
+    /// Names per listing page, 1 to [`LIST_PAGE_SIZE`] (default 5,000, the
+    /// Azure maximum; tests use small pages to exercise paging).
+    pub list_page_size: usize,
 }
 
 impl Default for StoreOptions {
@@ -586,6 +589,7 @@ impl Default for StoreOptions {
             retry: retry::RetryPolicy::default(),
             rate_limit: None,
             local_durable: true,
+            list_page_size: LIST_PAGE_SIZE,
         }
     }
 }
@@ -611,12 +615,14 @@ pub fn open_with_env(
             path,
             local::LocalOptions {
                 durable: options.local_durable,
+                list_page_size: options.list_page_size,
             },
         )?),
         url::Location::Azure(target) => Arc::new(azure::AzureStore::new(
             target,
             &azure::AzureOptions {
                 concurrency: options.concurrency,
+                list_page_size: options.list_page_size,
                 ..azure::AzureOptions::default()
             },
         )?),

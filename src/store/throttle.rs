@@ -264,7 +264,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn throttled_store_charges_puts_and_gets() {
         let dir = tempfile::tempdir().unwrap();
-        let local = LocalStore::open_with(dir.path(), LocalOptions { durable: false }).unwrap();
+        let local = LocalStore::open_with(
+            dir.path(),
+            LocalOptions {
+                durable: false,
+                ..LocalOptions::default()
+            },
+        )
+        .unwrap();
         let bucket = Arc::new(TokenBucket::new(10_000.0, 1.0));
         let store = Throttled::new(local, bucket.clone());
         let name = BlobName::new("b").unwrap();
