@@ -63,11 +63,15 @@ pub fn seal_in_place(mut body: Vec<u8>, compression: Compression) -> Result<Vec<
     Ok(body)
 }
 
-/// A sink that gives up once the output reaches a limit (the frame would
-/// not be kept anyway), so incompressible input is not compressed in full.
+/// A sink that gives up as soon as the frame cannot be kept: once it is
+/// longer than the stream, or once a block was stored uncompressed (read
+/// from the block size words as they arrive), so incompressible input is
+/// abandoned after its first block instead of compressed in full.
 struct CappedSink {
     buf: Vec<u8>,
     limit: usize,
+    /// Offset in `buf` of the next block size word still to check.
+    next_block: usize,
 }
 
 impl Write for CappedSink {
@@ -76,6 +80,19 @@ impl Write for CappedSink {
             return Err(std::io::Error::other("frame longer than the stream"));
         }
         self.buf.extend_from_slice(b);
+        while self.next_block + 4 <= self.buf.len() {
+            let w = &self.buf[self.next_block..self.next_block + 4];
+            let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            if word == 0 {
+                // the end mark: nothing more to check
+                self.next_block = usize::MAX - 4;
+                break;
+            }
+            if word & 0x8000_0000 != 0 {
+                return Err(std::io::Error::other("a block was stored uncompressed"));
+            }
+            self.next_block += 4 + word as usize;
+        }
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -94,7 +111,11 @@ fn try_lz4(stream: &[u8]) -> Result<Option<Vec<u8>>, EncodeError> {
     let limit = ENVELOPE_LEN + stream.len();
     let mut out = Vec::with_capacity(limit.min(LZ4_BLOCK + 64) + 64);
     out.extend_from_slice(&[0, 0, 1, 0]);
-    let sink = CappedSink { buf: out, limit };
+    let sink = CappedSink {
+        buf: out,
+        limit,
+        next_block: ENVELOPE_LEN + LZ4_FRAME_HEADER.len(),
+    };
     let mut enc = lz4::EncoderBuilder::new()
         .block_size(BlockSize::Max256KB)
         .block_mode(BlockMode::Linked)
@@ -172,10 +193,7 @@ pub fn walk_frame(frame: &[u8]) -> DecodeResult<FrameInfo> {
         return Err(DecodeError::invalid(4, "LZ4 FLG/BD", "reserved bits set"));
     }
     let block_max = match (bd >> 4) & 7 {
-        4 => 64 << 10,
-        5 => 256 << 10,
-        6 => 1 << 20,
-        7 => 4 << 20,
+        4..=7 => block_bytes(bd),
         c => {
             return Err(DecodeError::invalid(
                 5,
@@ -305,7 +323,10 @@ pub fn open(body: &[u8], policy: FramePolicy) -> DecodeResult<Opened> {
                     ));
                 }
             }
-            let stream = decompress(payload).map_err(|e| e.shifted(ENVELOPE_LEN))?;
+            // Every block but the last decodes to a full block, so this is
+            // the stream's size to within one block: no reallocation.
+            let hint = (info.blocks.saturating_mul(block_bytes(info.bd))).min(MAX_STREAM_LEN);
+            let stream = decompress(payload, hint).map_err(|e| e.shifted(ENVELOPE_LEN))?;
             Ok(Opened {
                 compression: Compression::Lz4,
                 stream,
@@ -320,10 +341,20 @@ pub fn open(body: &[u8], policy: FramePolicy) -> DecodeResult<Opened> {
     }
 }
 
-fn decompress(frame: &[u8]) -> DecodeResult<Vec<u8>> {
+/// Largest block size of a BD byte (already validated by the walk).
+fn block_bytes(bd: u8) -> usize {
+    match (bd >> 4) & 7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        _ => 4 << 20,
+    }
+}
+
+fn decompress(frame: &[u8], size_hint: usize) -> DecodeResult<Vec<u8>> {
     let dec = lz4::Decoder::new(frame)
         .map_err(|e| DecodeError::invalid(0, "LZ4 frame", e.to_string()))?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(size_hint);
     dec.take(MAX_STREAM_LEN as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| DecodeError::invalid(0, "LZ4 frame", format!("does not decompress: {e}")))?;
