@@ -108,6 +108,8 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(mbps > 0.0, "--cap-mbps must be positive, not {mbps}");
         opts.rate_limit = Some(store::throttle::TokenBucket::from_mbps(mbps));
     }
+    // Check the source before anything is created.
+    job::check_source(&args.source)?;
     // A local container is a directory: a new load may create it.
     if args.new_session && !args.dry_run {
         let env = |k: &str| std::env::var(k).ok();

@@ -19,8 +19,9 @@ pub enum LoadError {
     /// Bad arguments or a state/container that does not fit the request.
     #[error("{0}")]
     Usage(String),
-    /// A local file-system operation failed.
-    #[error("{path}: {source}")]
+    /// A local file-system operation failed (the cause follows in the
+    /// error chain).
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
