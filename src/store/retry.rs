@@ -3,7 +3,7 @@
 //!
 //! Each try of an operation runs under a timeout of
 //! [`RetryPolicy::request_timeout`] plus [`RetryPolicy::timeout_per_mib`] for
-//! every MiB of the body (for `get`, of [`MAX_OBJECT_SIZE`](super::MAX_OBJECT_SIZE)).
+//! every MiB of the body (for `get`, of [`MAX_OBJECT_SIZE`]).
 //! A try that fails with a transient error ([`StoreError::is_transient`]: 408,
 //! 429, 500, 502, 503, 504, resets, truncated bodies, timeouts) is repeated
 //! after a delay drawn with "decorrelated jitter"

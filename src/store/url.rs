@@ -340,7 +340,24 @@ impl fmt::Display for Location {
     }
 }
 
+/// Serialises as the redacted `Display` form, so a location can go into
+/// state files and JSON output.
+impl serde::Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl Location {
+    /// The location without any credential: the directory, or the container
+    /// URL without its query string (what to record in state files).
+    pub fn without_secrets(&self) -> String {
+        match self {
+            Location::Local(p) => p.display().to_string(),
+            Location::Azure(t) => t.container_url(),
+        }
+    }
+
     /// Parses a location, taking credentials from `env` when the URL has no
     /// SAS (see the module documentation for forms and precedence).
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StoreError> {
@@ -849,6 +866,16 @@ mod tests {
             "https://acct.blob.core.windows.net/cont?sv=2021-12-02&sp=racwdl&se=2099-01-01T00:00:00Z&sig=<redacted>"
         );
         assert!(sas.signature_forms().contains(&"AbC+d/e=".to_string()));
+        let loc = Location::Azure(t);
+        assert_eq!(
+            loc.without_secrets(),
+            "https://acct.blob.core.windows.net/cont"
+        );
+        let json = serde_json::to_string(&loc).unwrap();
+        assert!(
+            json.contains("sig=<redacted>") && !json.contains("AbC"),
+            "{json}"
+        );
     }
 
     #[test]
