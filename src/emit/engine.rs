@@ -166,6 +166,16 @@ impl Engine {
             && self.stats.phase_errors.load(Ordering::Relaxed) >= self.opts.max_errors
     }
 
+    /// Why a phase stopped early, if `--max-errors` was reached.
+    fn stop_reason(&self) -> Option<String> {
+        self.too_many_errors().then(|| {
+            format!(
+                "stopped after {} errors (--max-errors); rerun with --new-session=false to resume",
+                self.stats.phase_errors.load(Ordering::Relaxed)
+            )
+        })
+    }
+
     fn count_error(&self, text: String) {
         self.stats.phase_errors.fetch_add(1, Ordering::Relaxed);
         self.stats.problem(text);
@@ -334,13 +344,7 @@ impl Engine {
             }
             res?;
         }
-        if self.too_many_errors() {
-            return Ok(Some(format!(
-                "stopped after {} errors (--max-errors); rerun with --new-session=false to resume",
-                self.stats.phase_errors.load(Ordering::Relaxed)
-            )));
-        }
-        Ok(None)
+        Ok(self.stop_reason())
     }
 
     fn fail(
@@ -804,13 +808,7 @@ impl Engine {
             };
             done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))??;
         }
-        if self.too_many_errors() {
-            return Ok(Some(format!(
-                "stopped after {} errors (--max-errors); rerun with --new-session=false to resume",
-                self.stats.phase_errors.load(Ordering::Relaxed)
-            )));
-        }
-        Ok(None)
+        Ok(self.stop_reason())
     }
 
     /// Finds the current blob of `id`: `preferred` if it exists, else the
