@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 fx="${1:-../../shared/fixtures}"
-mkdir -p corpus/object_decode corpus/name_parse
+mkdir -p corpus/object_decode corpus/name_parse corpus/azure_xml
 for c in "$fx"/*/blobs; do
     tag=$(basename "$(dirname "$c")")
     n=0
@@ -19,3 +19,5 @@ for c in "$fx"/*/blobs; do
     done
 done
 echo "seeded: $(ls corpus/object_decode | wc -l) bodies, $(ls corpus/name_parse | wc -l) names"
+# hand-written network bodies (List Blobs pages, an error document)
+cp seeds/azure_xml/* corpus/azure_xml/

@@ -12,8 +12,14 @@
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
 //! - [`cli`] and [`commands`]: the command line.
+//!
+//! Without the default features the crate is the codec alone (feature
+//! `store` adds the stores, the reader and the command line; `state` adds
+//! RocksDB and the load).
 pub mod clfs;
+#[cfg(feature = "store")]
 pub mod read;
+#[cfg(feature = "store")]
 pub mod store;
 
 #[cfg(feature = "state")]
@@ -23,5 +29,7 @@ pub mod source;
 #[cfg(feature = "state")]
 pub mod state;
 
+#[cfg(feature = "store")]
 pub mod cli;
+#[cfg(feature = "store")]
 pub mod commands;

@@ -705,8 +705,8 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-/// The `<Code>` of an Azure error body.
-fn error_code_from_body(body: &[u8]) -> Option<String> {
+/// The `<Code>` of an Azure error body (public for the fuzz target).
+pub fn error_code_from_body(body: &[u8]) -> Option<String> {
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut in_code = false;
     loop {
@@ -720,8 +720,8 @@ fn error_code_from_body(body: &[u8]) -> Option<String> {
     }
 }
 
-/// Parses a List Blobs response body.
-fn parse_list(body: &[u8]) -> Result<ListPage, String> {
+/// Parses a List Blobs response body (public for the fuzz target).
+pub fn parse_list(body: &[u8]) -> Result<ListPage, String> {
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut page = ListPage::default();
     // Element names from the root down to the current element.

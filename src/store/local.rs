@@ -17,7 +17,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -60,7 +60,22 @@ pub struct LocalStore {
 struct Inner {
     root: PathBuf,
     options: LocalOptions,
+    /// Sorted listings in progress, so that paging through a directory
+    /// reads it once rather than once per page.
+    listings: Mutex<Vec<Listing>>,
 }
+
+/// The sorted names of one listing in progress, and how far it got.
+#[derive(Debug)]
+struct Listing {
+    prefix: String,
+    names: Vec<String>,
+    /// The index of the first name not yet handed out.
+    next: usize,
+}
+
+/// At most this many listings are kept between pages; the oldest goes.
+const MAX_LISTINGS: usize = 8;
 
 impl LocalStore {
     /// Opens an existing directory as a container (durable puts).
@@ -99,7 +114,11 @@ impl LocalStore {
             }
         }
         Ok(LocalStore {
-            inner: Arc::new(Inner { root, options }),
+            inner: Arc::new(Inner {
+                root,
+                options,
+                listings: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -280,47 +299,88 @@ impl Inner {
         }
     }
 
+    /// One page of names from `prefix`, after `marker`. The first page reads
+    /// and sorts the directory; the sorted names are kept, so the next page
+    /// (asked for with the marker this one returned) continues from them.
+    /// Blobs put after the first page may be missed, blobs deleted since are
+    /// skipped: the same guarantees as an Azure listing.
     fn list_page(&self, prefix: &str, marker: Option<&str>) -> Result<ListPage, StoreError> {
-        let entries =
-            fs::read_dir(&self.root).map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
-        let mut blobs = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
-            let file_name = entry.file_name();
-            // Names that are not valid blob names (not ASCII, ...) were not
-            // put here by this backend: skip them.
-            let Some(name) = file_name.to_str() else {
-                continue;
-            };
-            if !name.starts_with(prefix) || marker.is_some_and(|m| name <= m) {
-                continue;
-            }
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            if !file_type.is_file() {
-                continue;
-            }
-            let Ok(blob) = BlobName::new(name) else {
-                continue;
-            };
-            let size = match entry.metadata() {
-                Ok(m) => m.len(),
-                // Deleted while we listed.
+        let page_size = self.options.list_page_size.clamp(1, LIST_PAGE_SIZE);
+        let mut listing = match marker.and_then(|m| self.resume_listing(prefix, m)) {
+            Some(listing) => listing,
+            None => Listing {
+                prefix: prefix.to_string(),
+                names: self.sorted_names(prefix, marker)?,
+                next: 0,
+            },
+        };
+        let mut blobs = Vec::with_capacity(page_size.min(listing.names.len()));
+        while blobs.len() < page_size && listing.next < listing.names.len() {
+            let name = &listing.names[listing.next];
+            listing.next += 1;
+            let path = self.root.join(name);
+            let size = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => m.len(),
+                Ok(_) => continue,
+                // Deleted since the directory was read.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.io(Op::List, prefix, &entry.path(), e)),
+                Err(e) => return Err(self.io(Op::List, prefix, &path, e)),
+            };
+            let Ok(blob) = BlobName::new(name.as_str()) else {
+                continue;
             };
             blobs.push(BlobMeta { name: blob, size });
         }
-        blobs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let page_size = self.options.list_page_size.clamp(1, LIST_PAGE_SIZE);
-        let next_marker = if blobs.len() > page_size {
-            blobs.truncate(page_size);
-            blobs.last().map(|b| b.name.to_string())
+        let next_marker = if listing.next < listing.names.len() {
+            let marker = listing.names[listing.next - 1].clone();
+            self.keep_listing(listing);
+            Some(marker)
         } else {
             None
         };
         Ok(ListPage { blobs, next_marker })
+    }
+
+    /// The names in the directory that start with `prefix` and sort after
+    /// `marker`, sorted. Names that are not valid blob names (not ASCII, ...)
+    /// were not put here by this backend and are left out.
+    fn sorted_names(&self, prefix: &str, marker: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let entries =
+            fs::read_dir(&self.root).map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io(Op::List, prefix, &self.root, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !name.starts_with(prefix) || marker.is_some_and(|m| name.as_str() <= m) {
+                continue;
+            }
+            if BlobName::new(name.as_str()).is_err() {
+                continue;
+            }
+            names.push(name);
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Takes the kept listing of `prefix` whose last handed-out name is
+    /// `marker`, if there is one.
+    fn resume_listing(&self, prefix: &str, marker: &str) -> Option<Listing> {
+        let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        let at = listings
+            .iter()
+            .position(|l| l.prefix == prefix && l.next > 0 && l.names[l.next - 1] == marker)?;
+        Some(listings.remove(at))
+    }
+
+    fn keep_listing(&self, listing: Listing) {
+        let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        if listings.len() >= MAX_LISTINGS {
+            listings.remove(0);
+        }
+        listings.push(listing);
     }
 }
 
@@ -430,5 +490,56 @@ mod tests {
         assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
         let err = store.get(&name("x")).await.unwrap_err();
         assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn paging_continues_from_one_sorted_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LocalOptions {
+            durable: false,
+            list_page_size: 3,
+        };
+        let store = LocalStore::open_with(dir.path(), options).unwrap();
+        for i in 0..10 {
+            store
+                .put(&name(&format!("p{i:02}")), Bytes::from(vec![0; i]))
+                .await
+                .unwrap();
+        }
+        store.put(&name("q"), Bytes::new()).await.unwrap();
+
+        let first = store.list_page("p", None).await.unwrap();
+        let got: Vec<_> = first.blobs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(got, ["p00", "p01", "p02"]);
+        assert_eq!(first.next_marker.as_deref(), Some("p02"));
+        assert_eq!(store.inner.listings.lock().unwrap().len(), 1);
+
+        // A blob deleted after the first page is skipped, not an error.
+        store.delete(&name("p04")).await.unwrap();
+        let second = store
+            .list_page("p", first.next_marker.as_deref())
+            .await
+            .unwrap();
+        let got: Vec<_> = second
+            .blobs
+            .iter()
+            .map(|b| (b.name.as_str(), b.size))
+            .collect();
+        assert_eq!(got, [("p03", 3), ("p05", 5), ("p06", 6)]);
+
+        // A marker no kept listing knows starts a fresh read after it.
+        let fresh = store.list_page("p", Some("p07")).await.unwrap();
+        let got: Vec<_> = fresh.blobs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(got, ["p08", "p09"]);
+        assert_eq!(fresh.next_marker, None);
+
+        let third = store
+            .list_page("p", second.next_marker.as_deref())
+            .await
+            .unwrap();
+        let got: Vec<_> = third.blobs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(got, ["p07", "p08", "p09"]);
+        assert_eq!(third.next_marker, None);
+        assert!(store.inner.listings.lock().unwrap().is_empty());
     }
 }
