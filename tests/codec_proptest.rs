@@ -215,6 +215,7 @@ proptest! {
     fn objects_round_trip(obj in any_object(), lz4 in any::<bool>()) {
         let stream = obj.encode_stream().unwrap();
         prop_assert_eq!(&Object::decode(&stream).unwrap(), &obj);
+        prop_assert_eq!(&Object::decode_owned(stream.clone()).unwrap(), &obj);
         let c = if lz4 { Compression::Lz4 } else { Compression::None };
         let body = obj.encode_body(c).unwrap();
         prop_assert_eq!(Object::decode_body(&body).unwrap(), obj);
@@ -257,8 +258,12 @@ proptest! {
                 stream[i] ^= x;
             }
         }
-        let _ = Object::decode(&stream);
+        // Taking the stream must decide exactly as borrowing it does.
+        prop_assert_eq!(Object::decode_owned(stream.clone()), Object::decode(&stream));
         let cut = cut % (stream.len() + 1);
-        let _ = Object::decode(&stream[..cut]);
+        prop_assert_eq!(
+            Object::decode_owned(stream[..cut].to_vec()),
+            Object::decode(&stream[..cut])
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! frame option CLFS never uses is reported precisely), then decompressed
 //! by liblz4 with an output cap.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use lz4::{BlockMode, BlockSize, ContentChecksum};
 
@@ -323,10 +323,7 @@ pub fn open(body: &[u8], policy: FramePolicy) -> DecodeResult<Opened> {
                     ));
                 }
             }
-            // Every block but the last decodes to a full block, so this is
-            // the stream's size to within one block: no reallocation.
-            let hint = (info.blocks.saturating_mul(block_bytes(info.bd))).min(MAX_STREAM_LEN);
-            let stream = decompress(payload, hint).map_err(|e| e.shifted(ENVELOPE_LEN))?;
+            let stream = decompress(payload, &info).map_err(|e| e.shifted(ENVELOPE_LEN))?;
             Ok(Opened {
                 compression: Compression::Lz4,
                 stream,
@@ -351,13 +348,77 @@ fn block_bytes(bd: u8) -> usize {
     }
 }
 
-fn decompress(frame: &[u8], size_hint: usize) -> DecodeResult<Vec<u8>> {
-    let dec = lz4::Decoder::new(frame)
-        .map_err(|e| DecodeError::invalid(0, "LZ4 frame", e.to_string()))?;
-    let mut out = Vec::with_capacity(size_hint);
-    dec.take(MAX_STREAM_LEN as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::invalid(0, "LZ4 frame", format!("does not decompress: {e}")))?;
+/// Decompresses a frame [`walk_frame`] accepted, block by block, straight
+/// into one buffer (linked blocks refer back into the output already
+/// written, which liblz4 finds in place). Checksums the frame carries are
+/// verified; CLFS frames carry none.
+fn decompress(frame: &[u8], info: &FrameInfo) -> DecodeResult<Vec<u8>> {
+    let block_max = block_bytes(info.bd);
+    let flg = info.flg;
+    if flg & 0x01 != 0 {
+        return Err(DecodeError::invalid(
+            4,
+            "LZ4 FLG byte",
+            "frame needs an external dictionary",
+        ));
+    }
+    // Every block decodes to at most `block_max` bytes, so this capacity is
+    // never exceeded and the buffer never moves while blocks refer into it.
+    let capacity = info.blocks.saturating_mul(block_max);
+    if capacity > MAX_STREAM_LEN + block_max {
+        return Err(DecodeError::invalid(
+            0,
+            "LZ4 frame",
+            format!(
+                "{} blocks of up to {block_max} bytes: more than {MAX_STREAM_LEN} bytes",
+                info.blocks
+            ),
+        ));
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(capacity);
+    let mut stream = StreamDecode::new()?;
+    // Header: magic, FLG, BD, optional content size, header checksum.
+    let mut at = 7 + if flg & 0x08 != 0 { 8 } else { 0 };
+    let block_checksum = flg & 0x10 != 0;
+    loop {
+        let word = u32::from_le_bytes(word_at(frame, at)?);
+        let block_at = at;
+        at += 4;
+        if word == 0 {
+            break;
+        }
+        let size = (word & 0x7fff_ffff) as usize;
+        let data = frame
+            .get(at..at + size)
+            .ok_or_else(|| DecodeError::invalid(block_at, "LZ4 block", "truncated"))?;
+        at += size;
+        if block_checksum {
+            let sum = u32::from_le_bytes(word_at(frame, at)?);
+            if sum != xxhash32(data, 0) {
+                return Err(DecodeError::invalid(at, "LZ4 block checksum", "mismatch"));
+            }
+            at += 4;
+        }
+        if out.len() + block_max > capacity {
+            return Err(DecodeError::invalid(
+                block_at,
+                "LZ4 block",
+                "more blocks than walked",
+            ));
+        }
+        if word & 0x8000_0000 != 0 {
+            out.extend_from_slice(data);
+            stream.follow(&out)?;
+        } else {
+            stream.decode_into(data, &mut out, block_max, block_at)?;
+        }
+    }
+    if flg & 0x04 != 0 {
+        let sum = u32::from_le_bytes(word_at(frame, at)?);
+        if sum != xxhash32(&out, 0) {
+            return Err(DecodeError::invalid(at, "LZ4 content checksum", "mismatch"));
+        }
+    }
     if out.len() > MAX_STREAM_LEN {
         return Err(DecodeError::invalid(
             0,
@@ -366,6 +427,95 @@ fn decompress(frame: &[u8], size_hint: usize) -> DecodeResult<Vec<u8>> {
         ));
     }
     Ok(out)
+}
+
+fn word_at(frame: &[u8], at: usize) -> DecodeResult<[u8; 4]> {
+    frame
+        .get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .ok_or_else(|| DecodeError::invalid(at, "LZ4 frame", "truncated"))
+}
+
+/// liblz4's streaming block decoder state, freed on drop.
+struct StreamDecode(std::ptr::NonNull<lz4::liblz4::LZ4StreamDecode>);
+
+impl StreamDecode {
+    fn new() -> DecodeResult<Self> {
+        // SAFETY: plain allocation by liblz4; null means out of memory.
+        let state = unsafe { lz4::liblz4::LZ4_createStreamDecode() };
+        std::ptr::NonNull::new(state)
+            .map(StreamDecode)
+            .ok_or_else(|| DecodeError::invalid(0, "LZ4 frame", "no memory for a decoder"))
+    }
+
+    /// Decodes one block to the end of `out`, which has room for
+    /// `block_max` more bytes and has not moved since the previous block.
+    fn decode_into(
+        &mut self,
+        block: &[u8],
+        out: &mut Vec<u8>,
+        block_max: usize,
+        at: usize,
+    ) -> DecodeResult<()> {
+        let len = out.len();
+        debug_assert!(out.capacity() - len >= block_max);
+        let (Ok(src_len), Ok(dst_max)) = (i32::try_from(block.len()), i32::try_from(block_max))
+        else {
+            return Err(DecodeError::invalid(at, "LZ4 block", "too large"));
+        };
+        // SAFETY: `block` is readable for `src_len` bytes; the spare
+        // capacity after `len` is writable for `dst_max` bytes (checked by
+        // the caller); liblz4's safe decoder writes no more than `dst_max`
+        // and reads no more than `src_len`, and reads back references only
+        // within output it wrote itself, which stays in place because the
+        // buffer never grows past its capacity.
+        let n = unsafe {
+            lz4::liblz4::LZ4_decompress_safe_continue(
+                self.0.as_ptr(),
+                block.as_ptr(),
+                out.as_mut_ptr().add(len),
+                src_len,
+                dst_max,
+            )
+        };
+        if n < 0 {
+            return Err(DecodeError::invalid(at, "LZ4 block", "does not decompress"));
+        }
+        // SAFETY: liblz4 initialised exactly `n` (<= dst_max) bytes there.
+        unsafe { out.set_len(len + n as usize) };
+        Ok(())
+    }
+
+    /// After a stored block was copied to the end of `out`: later blocks
+    /// may refer back into it, so the last 64 KiB of `out` become the
+    /// decoder's history.
+    fn follow(&mut self, out: &[u8]) -> DecodeResult<()> {
+        let keep = out.len().min(64 << 10);
+        let tail = &out[out.len() - keep..];
+        // SAFETY: `tail` stays valid and in place while later blocks decode
+        // (the buffer never reallocates); keep <= 64 KiB fits a c_int.
+        let ok = unsafe {
+            lz4::liblz4::LZ4_setStreamDecode(self.0.as_ptr(), tail.as_ptr(), keep as i32)
+        };
+        if ok == 1 {
+            Ok(())
+        } else {
+            Err(DecodeError::invalid(
+                0,
+                "LZ4 frame",
+                "decoder refused its history",
+            ))
+        }
+    }
+}
+
+impl Drop for StreamDecode {
+    fn drop(&mut self) {
+        // SAFETY: created by LZ4_createStreamDecode, freed once.
+        unsafe {
+            lz4::liblz4::LZ4_freeStreamDecode(self.0.as_ptr());
+        }
+    }
 }
 
 /// xxHash32 (used only for the 1-byte frame header checksum).
@@ -492,5 +642,121 @@ mod tests {
         assert!(e.to_string().contains("stored uncompressed"), "{e}");
         let lenient = open(&body, FramePolicy::Any).unwrap();
         assert_eq!(lenient.stream, b"abc");
+    }
+
+    /// Text that compresses, with long back references across 256 KiB
+    /// block boundaries.
+    fn text(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| b"the quick brown fox jumps over the lazy dog "[(i * 7 / 5) % 44])
+            .collect()
+    }
+
+    fn frame_with(data: &[u8], mode: BlockMode, block_sum: bool, content_sum: bool) -> Vec<u8> {
+        let mut enc = lz4::EncoderBuilder::new()
+            .block_size(BlockSize::Max256KB)
+            .block_mode(mode)
+            .block_checksum(if block_sum {
+                lz4::liblz4::BlockChecksum::BlockChecksumEnabled
+            } else {
+                lz4::liblz4::BlockChecksum::NoBlockChecksum
+            })
+            .checksum(if content_sum {
+                ContentChecksum::ChecksumEnabled
+            } else {
+                ContentChecksum::NoChecksum
+            })
+            .build(vec![0, 0, 1, 0])
+            .unwrap();
+        for piece in data.chunks(100_000) {
+            enc.write_all(piece).unwrap();
+        }
+        let (body, res) = enc.finish();
+        res.unwrap();
+        body
+    }
+
+    #[test]
+    fn other_tools_frames_open_leniently_with_their_checksums_checked() {
+        let data = text(700_000);
+        for linked in [true, false] {
+            let mode = || {
+                if linked {
+                    BlockMode::Linked
+                } else {
+                    BlockMode::Independent
+                }
+            };
+            for (block_sum, content_sum) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let body = frame_with(&data, mode(), block_sum, content_sum);
+                let got = open(&body, FramePolicy::Any).unwrap();
+                assert_eq!(
+                    got.stream, data,
+                    "linked {linked} {block_sum} {content_sum}"
+                );
+                if block_sum || content_sum {
+                    assert!(open(&body, FramePolicy::Clfs).is_err());
+                    // The checksum that ends the frame (or the last block's).
+                    let mut bad = body.clone();
+                    let at = bad.len() - if content_sum { 1 } else { 5 };
+                    bad[at] ^= 1;
+                    let e = open(&bad, FramePolicy::Any).unwrap_err();
+                    assert!(e.to_string().contains("checksum"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn compressed_blocks_may_refer_back_into_a_stored_block() {
+        // Block 1 is stored, block 2 is compressed and copies from block 1:
+        // a frame only a lenient reader accepts, built by hand.
+        let first = text(1000);
+        let mut second = Vec::new();
+        // One sequence: no literals, match of 1000 bytes at offset 1000.
+        // token 0x0F: 0 literals, match length 15 + extra (4 implied).
+        second.push(0x0F);
+        second.extend_from_slice(&1000u16.to_le_bytes());
+        let mut extra = 1000 - 4 - 15;
+        while extra >= 255 {
+            second.push(255);
+            extra -= 255;
+        }
+        second.push(extra as u8);
+        // The last sequence: 5 literals (the format ends on literals).
+        second.push(0x50);
+        second.extend_from_slice(b"tail!");
+        let mut body = vec![0, 0, 1, 0];
+        body.extend_from_slice(&LZ4_FRAME_HEADER);
+        body.extend_from_slice(&(0x8000_0000u32 | first.len() as u32).to_le_bytes());
+        body.extend_from_slice(&first);
+        body.extend_from_slice(&(second.len() as u32).to_le_bytes());
+        body.extend_from_slice(&second);
+        body.extend_from_slice(&[0, 0, 0, 0]);
+        let got = open(&body, FramePolicy::Any).unwrap().stream;
+        let mut want = first.clone();
+        want.extend_from_slice(&first);
+        want.extend_from_slice(b"tail!");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_block_that_does_not_decompress_is_an_error_at_its_offset() {
+        // A first block whose match refers 1000 bytes before the start.
+        let block = [0x0F, 0xE8, 0x03, 0x00, 0x50, b't', b'a', b'i', b'l', b'!'];
+        let mut body = vec![0, 0, 1, 0];
+        body.extend_from_slice(&LZ4_FRAME_HEADER);
+        body.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        body.extend_from_slice(&block);
+        body.extend_from_slice(&[0, 0, 0, 0]);
+        match open(&body, FramePolicy::Clfs) {
+            Ok(opened) => panic!("decoded {} bytes from a bad block", opened.stream.len()),
+            Err(e) => {
+                assert_eq!(e.offset, ENVELOPE_LEN + LZ4_FRAME_HEADER.len(), "{e}");
+                assert!(e.to_string().contains("does not decompress"), "{e}");
+            }
+        }
     }
 }

@@ -281,6 +281,15 @@ pub fn decode_data(raw: &RawHandle<'_>) -> DecodeResult<Vec<u8>> {
     payload(raw, "DATA", |r| Ok(r.lv32("DATA")?.to_vec()))
 }
 
+/// Where the bytes of a DATA handle lie in its stream: the same checks as
+/// [`decode_data`], for a caller that takes the bytes out of the stream's
+/// buffer instead of copying them.
+pub fn data_span(raw: &RawHandle<'_>) -> DecodeResult<std::ops::Range<usize>> {
+    let len = payload(raw, "DATA", |r| Ok(r.lv32("DATA")?.len()))?;
+    let start = raw.payload_offset() + 4;
+    Ok(start..start + len)
+}
+
 /// NAME payload.
 pub fn decode_name(raw: &RawHandle<'_>) -> DecodeResult<Vec<u8>> {
     payload(raw, "NAME", |r| Ok(r.lv32("NAME")?.to_vec()))
