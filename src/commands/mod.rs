@@ -6,6 +6,7 @@ pub mod export;
 pub mod load;
 pub mod logging;
 pub mod ls;
+pub mod mount;
 pub mod verify;
 
 /// A multi-threaded tokio runtime for one command.

@@ -21,6 +21,7 @@ pub mod dir;
 pub mod export;
 pub mod json;
 pub mod ls;
+pub mod mount;
 pub mod path;
 pub mod problem;
 pub mod verify;
