@@ -72,9 +72,15 @@ fn encode_dev(major: u32, minor: u32) -> u32 {
 
 fn attr(node: &Node) -> FileAttr {
     let v = &node.inode.inode.vattr;
+    // A symlink's size is its target's byte length (the reference loader
+    // stores the number of code points in VATTR, spec §5.4).
+    let size = match (&node.inode.inode.body, node.btype()) {
+        (InodeBody::Data(d), Btype::Lnk) => d.len() as u64,
+        _ => v.length,
+    };
     FileAttr {
         ino: INodeNo(node.ino),
-        size: v.length,
+        size,
         blocks: v.used.max(v.length).div_ceil(512),
         atime: time(v.atime),
         mtime: time(v.mtime),
