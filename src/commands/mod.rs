@@ -2,6 +2,7 @@
 //! library (with `anyhow` context at this edge).
 
 pub mod export;
+pub mod export_blob;
 #[cfg(feature = "state")]
 pub mod load;
 pub mod logging;

@@ -19,6 +19,7 @@ pub mod container;
 pub mod data;
 pub mod dir;
 pub mod export;
+pub mod export_blob;
 pub mod json;
 pub mod ls;
 pub mod mount;
