@@ -255,7 +255,7 @@ impl Uploader {
             self.stats.resumed.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let name = match BlobName::new(text.clone()) {
+        let name = match BlobName::new_plain(text.clone()) {
             Ok(n) => n,
             Err(e) => {
                 self.sink.warn(

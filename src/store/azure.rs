@@ -925,7 +925,8 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
                     }
                     b"Blob" => {
                         let raw = name.take().ok_or("a <Blob> without <Name>")?;
-                        let name = BlobName::new(raw).map_err(|e| e.to_string())?;
+                        // Names of plain containers may be any Unicode.
+                        let name = BlobName::new_plain(raw).map_err(|e| e.to_string())?;
                         page.blobs.push(BlobMeta {
                             name,
                             size: size.take().unwrap_or(0),
