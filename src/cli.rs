@@ -89,6 +89,10 @@ pub enum Command {
     /// Copy a container's tree into a local directory: contents, modes,
     /// times, symlinks, fifos, hard links; owners and devices as root.
     Export(crate::commands::export::ExportArgs),
+    /// Mount a CLFS container read-only through FUSE
+    /// (`mount --container URL MOUNTPOINT`): lazy, owners, modes, times,
+    /// hard links, symlinks and devices as stored; writes fail with EROFS.
+    Mount(crate::commands::mount::MountArgs),
 }
 
 /// Runs the parsed command.
@@ -99,5 +103,6 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => crate::commands::verify::run(a, args.log_level),
         Command::Ls(a) => crate::commands::ls::run(a, args.log_level),
         Command::Export(a) => crate::commands::export::run(a, args.log_level),
+        Command::Mount(a) => crate::commands::mount::run(a, args.log_level),
     }
 }

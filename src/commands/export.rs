@@ -20,8 +20,15 @@ pub struct ExportArgs {
     /// an emulator URL, or a local directory holding one file per blob.
     pub container: String,
     /// The local directory to create the tree in (created if missing; must
-    /// be empty unless --force). The container's root becomes this directory.
+    /// be empty unless --force; the container's root becomes this
+    /// directory), or a plain blob container URL (http:// or https://):
+    /// one blob per entry named by its path, attributes in blob metadata
+    /// (azcopy's and blobfuse2's keys; see the README).
     pub target: PathBuf,
+    /// With a blob container target: a folder for the resume journal
+    /// (finished paths); running again with the same folder skips them.
+    #[arg(long, value_name = "DIR")]
+    pub state_path: Option<PathBuf>,
     /// Write into a non-empty directory, replacing files in the way.
     #[arg(long)]
     pub force: bool,
@@ -42,6 +49,10 @@ pub struct ExportArgs {
 /// Runs `export`: exit 0 when everything was exported, 1 otherwise.
 pub fn run(args: ExportArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     crate::commands::logging::init(level, None)?;
+    let target_text = args.target.to_string_lossy();
+    if target_text.starts_with("http://") || target_text.starts_with("https://") {
+        return super::export_blob::run(args);
+    }
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sopts = StoreOptions {

@@ -2,10 +2,12 @@
 //! library (with `anyhow` context at this edge).
 
 pub mod export;
+pub mod export_blob;
 #[cfg(feature = "state")]
 pub mod load;
 pub mod logging;
 pub mod ls;
+pub mod mount;
 pub mod verify;
 
 /// A multi-threaded tokio runtime for one command.

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::TryStreamExt;
 
+use crate::clfs::envelope;
+use crate::clfs::handle::{split_handles, HandleType};
 use crate::clfs::hash::hash64;
 use crate::clfs::id::{ObjectId, BUCKET, ROOT};
 use crate::clfs::name::{current, BlobName as ClfsName, Btype, FIRST_VERSION, TMP_PREFIX};
@@ -410,8 +412,31 @@ impl Container {
 }
 
 /// Decodes a blob body, attaching the blob name to errors.
+///
+/// Handles of a type this reader does not know (a cache may write types a
+/// loader never emits) are skipped with a warning; the rest must form an
+/// object as usual.
 pub fn decode(name: &ClfsName, body: &[u8]) -> Result<Object, ReadError> {
-    Object::decode_body(body).map_err(|e| ReadError::Decode(e.in_blob(name.to_string())))
+    let in_blob = |e: DecodeError| ReadError::Decode(e.in_blob(name.to_string()));
+    let opened = envelope::open(body, envelope::FramePolicy::Clfs).map_err(in_blob)?;
+    let raws = split_handles(&opened.stream).map_err(in_blob)?;
+    let known: Vec<_> = raws
+        .iter()
+        .filter(|r| HandleType::from_code(r.code).is_some())
+        .copied()
+        .collect();
+    if known.len() < raws.len() {
+        let codes: Vec<String> = raws
+            .iter()
+            .filter(|r| HandleType::from_code(r.code).is_none())
+            .map(|r| format!("{} at offset {}", r.code, r.offset))
+            .collect();
+        tracing::warn!(
+            "{name}: skipped handles of unknown type: {}",
+            codes.join(", ")
+        );
+    }
+    Object::from_raw(&known, opened.stream.len()).map_err(in_blob)
 }
 
 /// `hash64` of an id, as printed in names.

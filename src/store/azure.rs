@@ -114,6 +114,8 @@ struct Request<'a> {
     body: Option<Bytes>,
     /// Extra `x-ms-*` headers.
     headers: Vec<(&'static str, &'static str)>,
+    /// User metadata, sent as `x-ms-meta-KEY: VALUE`.
+    meta: Vec<(String, String)>,
 }
 
 impl AzureStore {
@@ -174,6 +176,7 @@ impl AzureStore {
             query: vec![("restype", "container".to_string())],
             body: None,
             headers: Vec::new(),
+            meta: Vec::new(),
         };
         match self.send(req).await {
             Ok(_) => Ok(true),
@@ -193,12 +196,91 @@ impl AzureStore {
             query: vec![("restype", "container".to_string())],
             body: None,
             headers: Vec::new(),
+            meta: Vec::new(),
         };
         match self.send(req).await {
             Ok(_) => Ok(true),
             Err(StoreError::ContainerNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Put Blob with user metadata (`x-ms-meta-KEY: VALUE`; keys must be
+    /// valid C# identifiers, values printable ASCII).
+    pub async fn put_with_metadata(
+        &self,
+        name: &BlobName,
+        data: Bytes,
+        meta: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut req = self.request(Op::Put, Method::PUT, name);
+        req.body = Some(data);
+        req.headers.push(("x-ms-blob-type", "BlockBlob"));
+        req.meta = meta.to_vec();
+        self.send(req).await.map(drop)
+    }
+
+    /// Put Block: stages one block of a block blob under `block_id`
+    /// (base64 of at most 64 bytes, all ids of a blob the same length).
+    pub async fn put_block(
+        &self,
+        name: &BlobName,
+        block_id: &str,
+        data: Bytes,
+    ) -> Result<(), StoreError> {
+        let mut req = self.request(Op::Put, Method::PUT, name);
+        req.query = vec![
+            ("comp", "block".to_string()),
+            ("blockid", block_id.to_string()),
+        ];
+        req.body = Some(data);
+        self.send(req).await.map(drop)
+    }
+
+    /// Put Block List: commits the staged blocks `block_ids` in order as
+    /// the blob's contents, with user metadata.
+    pub async fn put_block_list(
+        &self,
+        name: &BlobName,
+        block_ids: &[String],
+        meta: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+        for id in block_ids {
+            xml.push_str("<Latest>");
+            xml.push_str(id);
+            xml.push_str("</Latest>");
+        }
+        xml.push_str("</BlockList>");
+        let mut req = self.request(Op::Put, Method::PUT, name);
+        req.query = vec![("comp", "blocklist".to_string())];
+        req.body = Some(Bytes::from(xml));
+        req.meta = meta.to_vec();
+        self.send(req).await.map(drop)
+    }
+
+    /// Get Blob with its user metadata (keys without `x-ms-meta-`).
+    pub async fn get_with_metadata(
+        &self,
+        name: &BlobName,
+    ) -> Result<(Bytes, Vec<(String, String)>), StoreError> {
+        let response = self.send(self.request(Op::Get, Method::GET, name)).await?;
+        let mut meta: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.as_str().strip_prefix("x-ms-meta-")?;
+                Some((key.to_string(), v.to_str().ok()?.to_string()))
+            })
+            .collect();
+        meta.sort();
+        let body = response.bytes().await.map_err(|e| StoreError::Transport {
+            op: Op::Get,
+            name: name.to_string(),
+            kind: TransportKind::Body,
+            message: self.scrubbed(chain(&e.without_url())),
+        })?;
+        Ok((body, meta))
     }
 
     /// Replaces every form of the SAS signature in `text`.
@@ -253,8 +335,19 @@ impl AzureStore {
         for (k, v) in &req.headers {
             ms_headers.push((k, (*v).to_string()));
         }
+        let meta_keys: Vec<String> = req
+            .meta
+            .iter()
+            .map(|(k, _)| format!("x-ms-meta-{k}"))
+            .collect();
+        for (k, (_, v)) in meta_keys.iter().zip(&req.meta) {
+            ms_headers.push((k.as_str(), v.clone()));
+        }
         for (k, v) in &ms_headers {
-            headers.insert(*k, header_value(v)?);
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                StoreError::Config(format!("metadata key {k:?} is not a valid header name"))
+            })?;
+            headers.insert(name, header_value(v)?);
         }
         if req.body.is_some() || req.method == Method::PUT {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(content_length));
@@ -473,6 +566,7 @@ impl AzureStore {
             query: Vec::new(),
             body: None,
             headers: Vec::new(),
+            meta: Vec::new(),
         }
     }
 }
@@ -562,6 +656,7 @@ impl BlobStore for AzureStore {
             query,
             body: None,
             headers: Vec::new(),
+            meta: Vec::new(),
         };
         let response = self.send(req).await?;
         let body = response.bytes().await.map_err(|e| StoreError::Transport {
@@ -830,7 +925,8 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, String> {
                     }
                     b"Blob" => {
                         let raw = name.take().ok_or("a <Blob> without <Name>")?;
-                        let name = BlobName::new(raw).map_err(|e| e.to_string())?;
+                        // Names of plain containers may be any Unicode.
+                        let name = BlobName::new_plain(raw).map_err(|e| e.to_string())?;
                         page.blobs.push(BlobMeta {
                             name,
                             size: size.take().unwrap_or(0),

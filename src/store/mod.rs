@@ -72,6 +72,28 @@ impl BlobName {
         Ok(BlobName(name))
     }
 
+    /// Validates the name of a plain (non-CLFS) blob, as `export` writes
+    /// and lists them: 1 to 1024 characters of any Unicode text but control
+    /// characters, with the same backslash and URL-shape rules.
+    pub fn new_plain(name: impl Into<String>) -> Result<Self, StoreError> {
+        let name = name.into();
+        let problem = if name.is_empty() {
+            Some("a blob name cannot be empty")
+        } else if name.chars().count() > MAX_NAME_LEN {
+            Some("a blob name is at most 1024 characters")
+        } else if name.chars().any(char::is_control) {
+            Some("control characters are not allowed")
+        } else if name.contains('\\') {
+            Some("a backslash is not allowed (Azure turns it into '/')")
+        } else {
+            url_shape_problem(&name)
+        };
+        match problem {
+            Some(reason) => Err(StoreError::InvalidName { name, reason }),
+            None => Ok(BlobName(name)),
+        }
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -652,6 +674,13 @@ mod tests {
         assert!(BlobName::new("a").is_ok());
         assert!(BlobName::new("tmp0000006457871C6B_0000.0002").is_ok());
         assert!(BlobName::new("with space and /slash").is_ok());
+        assert!(BlobName::new("caf\u{e9}").is_err());
+        assert!(BlobName::new_plain("caf\u{e9}/\u{76ee}").is_ok());
+        assert!(BlobName::new_plain("a\nb").is_err());
+        assert!(BlobName::new_plain("a\\b").is_err());
+        assert!(BlobName::new_plain("dir/").is_err());
+        assert!(BlobName::new_plain("\u{e9}".repeat(1024)).is_ok());
+        assert!(BlobName::new_plain("\u{e9}".repeat(1025)).is_err());
         assert!(BlobName::new("x".repeat(1024)).is_ok());
         for bad in [
             "",
