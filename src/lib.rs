@@ -11,6 +11,7 @@
 //! - `state`: the namespace database (RocksDB);
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
+//! - `volume`: the staging volume (namespace in RocksDB, data files);
 //! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
 pub mod read;
@@ -22,6 +23,8 @@ pub mod emit;
 pub mod source;
 #[cfg(feature = "state")]
 pub mod state;
+#[cfg(feature = "state")]
+pub mod volume;
 
 pub mod cli;
 pub mod commands;
