@@ -38,8 +38,10 @@ pub struct MountArgs {
     #[arg(long, short = 'f')]
     pub foreground: bool,
     /// Mount options, comma-separated, repeatable: ro, rw, allow_other,
-    /// allow_root, no_writeback_cache (the kernel then sends every write
-    /// through at once; slower for small writes).
+    /// allow_root; no_passthrough (by default the kernel reads and writes
+    /// file contents directly when it supports FUSE passthrough, Linux
+    /// 6.9+); writeback_cache (instead of passthrough: the kernel caches
+    /// writes and keeps regular files' ctime itself).
     #[arg(short = 'o', long = "options", value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
 }

@@ -1,7 +1,10 @@
 //! The FUSE staging filesystem: each callback delegates to one
 //! [`Volume`] method, replies once, and maps errors to errno in
-//! [`errno`]. File contents go straight to the inode's data file with
-//! `pread`/`pwrite` on a descriptor kept per open handle.
+//! [`errno`]. File contents go straight to the inode's data file: with
+//! FUSE passthrough (Linux 6.9+, the default when the kernel offers it) the
+//! kernel reads and writes the data file itself, and the filesystem copies
+//! its length and mtime into the record on stat, fsync and close; without
+//! it, `pread`/`pwrite` on a descriptor kept per open handle.
 //!
 //! Extended attributes are refused (CLFS stores none): `setxattr` answers
 //! ENOTSUP, `getxattr` and `removexattr` ENODATA, `listxattr` an empty list.
@@ -16,14 +19,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags as FuseRenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags as FuseRenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::clfs::id::Ftype;
@@ -56,6 +59,28 @@ pub fn errno(e: &VolumeError) -> Errno {
 struct OpenFile {
     ino: u64,
     data: File,
+    /// The kernel's reference to `data` (passthrough), shared by every
+    /// handle of the inode.
+    _backing: Option<Arc<BackingId>>,
+}
+
+/// A regular file with open handles, in passthrough mode.
+#[derive(Default)]
+struct OpenInode {
+    handles: u32,
+    backing: Weak<BackingId>,
+    /// Length and mtime of the data file when last copied to the record.
+    seen: Option<DataStamp>,
+    /// Marked open for writing in the volume.
+    marked: bool,
+}
+
+/// Length and mtime of a data file.
+type DataStamp = (u64, i64, i64);
+
+fn stamp(md: &std::fs::Metadata) -> DataStamp {
+    use std::os::unix::fs::MetadataExt;
+    (md.len(), md.mtime(), md.mtime_nsec())
 }
 
 /// A directory listing, taken when it is read from the start, so that
@@ -70,8 +95,11 @@ struct OpenDir {
 pub struct FsOptions {
     /// Refuse every change (the mount is also read-only for the kernel).
     pub read_only: bool,
-    /// Let the kernel cache writes (faster small writes).
+    /// Let the kernel cache writes (it then keeps regular files' ctime
+    /// and mtime itself; excludes passthrough).
     pub writeback_cache: bool,
+    /// Let the kernel read and write data files directly when it can.
+    pub passthrough: bool,
 }
 
 /// The staging filesystem over one open volume.
@@ -81,6 +109,9 @@ pub struct StagingFs {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<Mutex<OpenDir>>>>,
     next_fh: AtomicU64,
+    /// Passthrough was negotiated with the kernel.
+    passthrough: bool,
+    open_inodes: Mutex<HashMap<u64, OpenInode>>,
 }
 
 impl std::fmt::Debug for StagingFs {
@@ -102,7 +133,110 @@ impl StagingFs {
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            passthrough: false,
+            open_inodes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The record of `i` brought up to date with its data file when the
+    /// kernel may have written that directly (passthrough, file open).
+    fn fresh(&self, i: Inode) -> Result<Inode, VolumeError> {
+        if !self.passthrough || i.ftype != Ftype::Reg {
+            return Ok(i);
+        }
+        let mut g = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(o) = g.get_mut(&i.ino) else {
+            return Ok(i);
+        };
+        let path = self.vol.data_path(i.ino);
+        let md = std::fs::metadata(&path).map_err(|e| VolumeError::Io { path, source: e })?;
+        if o.seen == Some(stamp(&md)) {
+            return Ok(i);
+        }
+        let fresh = self.vol.refresh_from_data(i.ino, &md, false)?;
+        o.seen = Some(stamp(&md));
+        Ok(fresh)
+    }
+
+    fn inode_fresh(&self, ino: u64) -> Result<Inode, VolumeError> {
+        self.vol.inode(ino).and_then(|i| self.fresh(i))
+    }
+
+    /// Registers a new handle of `ino` whose data file is `data`; in
+    /// passthrough mode returns the kernel's backing reference (made with
+    /// `open_backing` the first time).
+    fn register(
+        &self,
+        ino: u64,
+        data: File,
+        write: bool,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> Result<(FileHandle, Option<Arc<BackingId>>), Errno> {
+        let mut backing = None;
+        if self.passthrough {
+            let mut g = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
+            let o = g.entry(ino).or_default();
+            let b = match o.backing.upgrade() {
+                Some(b) => b,
+                None => {
+                    let b = Arc::new(open_backing(&data).map_err(|e| {
+                        tracing::error!(
+                            "passthrough for {}: {e}",
+                            self.vol.data_path(ino).display()
+                        );
+                        Errno::from(e)
+                    })?);
+                    o.backing = Arc::downgrade(&b);
+                    b
+                }
+            };
+            if o.seen.is_none() {
+                o.seen = data.metadata().ok().map(|md| stamp(&md));
+            }
+            if write && !o.marked {
+                self.vol.mark_open(ino).map_err(|e| errno(&e))?;
+                o.marked = true;
+            }
+            o.handles += 1;
+            backing = Some(b);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.vol.open_ref(ino);
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            fh,
+            Arc::new(OpenFile {
+                ino,
+                data,
+                _backing: backing.clone(),
+            }),
+        );
+        Ok((FileHandle(fh), backing))
+    }
+
+    /// Drops a handle; the last one of an inode copies the data file's
+    /// state into the record and clears the open-for-writing mark.
+    fn unregister(&self, f: Arc<OpenFile>) -> Result<(), VolumeError> {
+        if self.passthrough {
+            let mut g = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(o) = g.get_mut(&f.ino) {
+                o.handles = o.handles.saturating_sub(1);
+                if o.handles == 0 {
+                    let marked = o.marked;
+                    g.remove(&f.ino);
+                    let md = f.data.metadata().map_err(|e| VolumeError::Io {
+                        path: self.vol.data_path(f.ino),
+                        source: e,
+                    })?;
+                    match self.vol.refresh_from_data(f.ino, &md, marked) {
+                        Ok(_) | Err(VolumeError::Op(OpError::NotFound)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        let ino = f.ino;
+        drop(f);
+        self.vol.release_ref(ino)
     }
 
     fn file(&self, fh: FileHandle) -> Option<Arc<OpenFile>> {
@@ -111,16 +245,6 @@ impl StagingFs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh.0)
             .cloned()
-    }
-
-    fn add_file(&self, ino: u64, data: File) -> FileHandle {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.vol.open_ref(ino);
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(OpenFile { ino, data }));
-        FileHandle(fh)
     }
 
     fn writable(&self) -> Result<(), Errno> {
@@ -141,8 +265,8 @@ impl StagingFs {
         }
     }
 
-    fn entry(reply: ReplyEntry, r: Result<Inode, VolumeError>) {
-        match r {
+    fn entry(&self, reply: ReplyEntry, r: Result<Inode, VolumeError>) {
+        match r.and_then(|i| self.fresh(i)) {
             Ok(i) => reply.entry(&TTL, &file_attr(&i), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -199,11 +323,28 @@ impl Filesystem for StagingFs {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_BIG_WRITES
             | InitFlags::FUSE_MAX_PAGES;
-        if self.opts.writeback_cache && !self.opts.read_only {
+        let have = config.capabilities();
+        if self.opts.passthrough
+            && !self.opts.writeback_cache
+            && have.contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            want |= InitFlags::FUSE_PASSTHROUGH;
+            self.passthrough = true;
+        } else if self.opts.writeback_cache && !self.opts.read_only {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
-        let have = config.capabilities();
         let _ = config.add_capabilities(want & have);
+        tracing::info!(
+            "kernel I/O mode: {}",
+            if self.passthrough {
+                "passthrough"
+            } else if want.contains(InitFlags::FUSE_WRITEBACK_CACHE) {
+                "writeback cache"
+            } else {
+                "write-through"
+            }
+        );
         Ok(())
     }
 
@@ -214,11 +355,11 @@ impl Filesystem for StagingFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        Self::entry(reply, self.vol.lookup(parent.0, name_bytes(name)))
+        self.entry(reply, self.vol.lookup(parent.0, name_bytes(name)))
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.vol.inode(ino.0) {
+        match self.inode_fresh(ino.0) {
             Ok(i) => reply.attr(&TTL, &file_attr(&i)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -254,8 +395,23 @@ impl Filesystem for StagingFs {
             mtime: mtime.map(attr::time_or_now),
             ctime: ctime.map(attr::time),
         };
+        // Writes the kernel made directly come first.
+        if let Err(e) = self.inode_fresh(ino.0) {
+            return reply.error(errno(&e));
+        }
         match self.vol.setattr(ino.0, a) {
-            Ok(i) => reply.attr(&TTL, &file_attr(&i)),
+            Ok(i) => {
+                if size.is_some() {
+                    // The cut changed the data file: that is recorded.
+                    let mut g = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(o) = g.get_mut(&ino.0) {
+                        o.seen = std::fs::metadata(self.vol.data_path(ino.0))
+                            .ok()
+                            .map(|md| stamp(&md));
+                    }
+                }
+                reply.attr(&TTL, &file_attr(&i))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -286,7 +442,7 @@ impl Filesystem for StagingFs {
             self.vol
                 .mknod(parent.0, name_bytes(name), mode, rdev as u64, uid, gid)
         });
-        Self::entry(reply, r)
+        self.entry(reply, r)
     }
 
     fn mkdir(
@@ -306,7 +462,7 @@ impl Filesystem for StagingFs {
             self.vol
                 .mkdir(parent.0, name_bytes(name), (mode & 0o7777) | sgid, uid, gid)
         });
-        Self::entry(reply, r)
+        self.entry(reply, r)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -344,7 +500,7 @@ impl Filesystem for StagingFs {
                 gid,
             )
         });
-        Self::entry(reply, r)
+        self.entry(reply, r)
     }
 
     fn rename(
@@ -391,7 +547,7 @@ impl Filesystem for StagingFs {
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
-        Self::entry(
+        self.entry(
             reply,
             self.vol.link(ino.0, newparent.0, name_bytes(newname)),
         )
@@ -403,8 +559,16 @@ impl Filesystem for StagingFs {
                 return reply.error(e);
             }
         }
-        match self.open_data(ino.0) {
-            Ok(f) => reply.opened(self.add_file(ino.0, f), FopenFlags::FOPEN_KEEP_CACHE),
+        let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let data = match self.open_data(ino.0) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        match self.register(ino.0, data, write, |f| reply.open_backing(f)) {
+            Ok((fh, Some(b))) => reply.opened_passthrough(fh, FopenFlags::FOPEN_NOFLUSH, &b),
+            Ok((fh, None)) => {
+                reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH)
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -494,7 +658,7 @@ impl Filesystem for StagingFs {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh.0);
         match f {
-            Some(f) => Self::empty(reply, self.vol.release_ref(f.ino)),
+            Some(f) => Self::empty(reply, self.unregister(f)),
             None => reply.ok(),
         }
     }
@@ -519,7 +683,10 @@ impl Filesystem for StagingFs {
             tracing::error!("fsync {}: {e}", self.vol.data_path(f.ino).display());
             return reply.error(Errno::from(e));
         }
-        Self::empty(reply, self.vol.sync_metadata())
+        let r = self
+            .inode_fresh(f.ino)
+            .and_then(|_| self.vol.sync_metadata());
+        Self::empty(reply, r)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -600,7 +767,10 @@ impl Filesystem for StagingFs {
                 }
             };
             let i = match self.vol.get(ino_n) {
-                Ok(Some(i)) => i,
+                Ok(Some(i)) => match self.fresh(i) {
+                    Ok(i) => i,
+                    Err(e) => return reply.error(errno(&e)),
+                },
                 // Removed since the listing was taken: skip it.
                 Ok(None) => {
                     next += 1;
@@ -707,6 +877,22 @@ impl Filesystem for StagingFs {
         Self::empty(reply, self.vol.inode(ino.0).map(drop))
     }
 
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No ioctl is supported (tools probe with TCGETS: answer as a
+        // regular file on a local filesystem does).
+        reply.error(Errno::ENOTTY)
+    }
+
     fn create(
         &self,
         req: &Request,
@@ -728,18 +914,27 @@ impl Filesystem for StagingFs {
             self.vol
                 .create_file(parent.0, name_bytes(name), mode, uid, gid)
         });
-        match r {
-            Ok((i, f)) => {
-                let fh = self.add_file(i.ino, f);
-                reply.created(
-                    &TTL,
-                    &file_attr(&i),
-                    Generation(0),
-                    fh,
-                    FopenFlags::FOPEN_KEEP_CACHE,
-                )
-            }
-            Err(e) => reply.error(errno(&e)),
+        let (i, data) = match r {
+            Ok(x) => x,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        match self.register(i.ino, data, true, |f| reply.open_backing(f)) {
+            Ok((fh, Some(b))) => reply.created_passthrough(
+                &TTL,
+                &file_attr(&i),
+                Generation(0),
+                fh,
+                FopenFlags::FOPEN_NOFLUSH,
+                &b,
+            ),
+            Ok((fh, None)) => reply.created(
+                &TTL,
+                &file_attr(&i),
+                Generation(0),
+                fh,
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+            ),
+            Err(e) => reply.error(e),
         }
     }
 }

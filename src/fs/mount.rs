@@ -19,7 +19,7 @@ pub enum MountError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
     /// An unknown or conflicting `-o` option.
-    #[error("mount option {0:?} is not supported (known: ro, rw, allow_other, allow_root, writeback_cache, no_writeback_cache)")]
+    #[error("mount option {0:?} is not supported (known: ro, rw, allow_other, allow_root, passthrough, no_passthrough, writeback_cache, no_writeback_cache)")]
     Option(String),
     /// The mount point is not a directory.
     #[error("mount point {path}: {detail}")]
@@ -71,7 +71,8 @@ fn parse_options(opts: &[String]) -> Result<Parsed, MountError> {
     let mut p = Parsed {
         fs: FsOptions {
             read_only: false,
-            writeback_cache: true,
+            writeback_cache: false,
+            passthrough: true,
         },
         acl: SessionACL::Owner,
     };
@@ -81,8 +82,13 @@ fn parse_options(opts: &[String]) -> Result<Parsed, MountError> {
             "ro" => p.fs.read_only = true,
             "allow_other" => p.acl = SessionACL::All,
             "allow_root" => p.acl = SessionACL::RootAndOwner,
-            "writeback_cache" => p.fs.writeback_cache = true,
+            "writeback_cache" => {
+                p.fs.writeback_cache = true;
+                p.fs.passthrough = false;
+            }
             "no_writeback_cache" => p.fs.writeback_cache = false,
+            "passthrough" => p.fs.passthrough = true,
+            "no_passthrough" => p.fs.passthrough = false,
             other => return Err(MountError::Option(other.to_string())),
         }
     }
@@ -317,12 +323,14 @@ mod tests {
 
     #[test]
     fn options_are_parsed_and_unknown_ones_refused() {
-        let p = parse_options(&["ro,allow_other".into(), "no_writeback_cache".into()]).unwrap();
+        let p = parse_options(&["ro,allow_other".into(), "writeback_cache".into()]).unwrap();
         assert!(p.fs.read_only);
-        assert!(!p.fs.writeback_cache);
+        assert!(p.fs.writeback_cache && !p.fs.passthrough);
         assert_eq!(p.acl, SessionACL::All);
+        let p = parse_options(&["no_passthrough".into()]).unwrap();
+        assert!(!p.fs.passthrough);
         let p = parse_options(&[]).unwrap();
-        assert!(!p.fs.read_only && p.fs.writeback_cache);
+        assert!(!p.fs.read_only && !p.fs.writeback_cache && p.fs.passthrough);
         assert!(
             matches!(parse_options(&["noexec".into()]), Err(MountError::Option(o)) if o == "noexec")
         );

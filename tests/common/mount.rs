@@ -79,20 +79,20 @@ impl Mounted {
         for o in options {
             cmd.arg("-o").arg(o);
         }
+        // Stderr to a file beside the mount point (a closed pipe would
+        // make the daemon's log writes fail).
+        let log = mountpoint.with_extension("stderr");
+        let err = std::fs::File::create(&log).expect("stderr file");
         cmd.arg(volume)
             .arg(mountpoint)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::from(err));
         let mut child = cmd.spawn().expect("clfs-fs mount starts");
         let start = Instant::now();
         while !is_mounted(mountpoint) {
             if let Ok(Some(st)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
+                let err = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("clfs-fs mount exited ({st}) before mounting: {err}");
             }
             if start.elapsed() > Duration::from_secs(30) {
@@ -101,8 +101,6 @@ impl Mounted {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Stderr is not read from here on; let the daemon write freely.
-        drop(child.stderr.take());
         Mounted {
             volume: volume.to_path_buf(),
             mountpoint: mountpoint.to_path_buf(),
@@ -139,7 +137,9 @@ impl Mounted {
         let start = Instant::now();
         loop {
             if let Ok(Some(st)) = c.try_wait() {
-                assert!(st.success(), "the mount daemon exited with {st}");
+                let log = std::fs::read_to_string(self.mountpoint.with_extension("stderr"))
+                    .unwrap_or_default();
+                assert!(st.success(), "the mount daemon exited with {st}: {log}");
                 break;
             }
             if start.elapsed() > Duration::from_secs(30) {
