@@ -857,16 +857,20 @@ impl Volume {
             );
         }
         for ino in inos {
-            match std::fs::metadata(self.data_path(ino)) {
-                Ok(md) => {
-                    self.refresh_from_data(ino, &md, true)?;
-                }
-                Err(_) => {
-                    let cf = self.cf(keys::CF_META)?;
-                    self.db
-                        .delete_cf(cf, keys::open_mark_key(ino))
-                        .map_err(|e| self.db_err(e))?;
-                }
+            let refreshed = match std::fs::metadata(self.data_path(ino)) {
+                Ok(md) => match self.refresh_from_data(ino, &md, true) {
+                    Ok(_) => true,
+                    // Gone or not a regular file: only the mark is left.
+                    Err(VolumeError::Op(_)) => false,
+                    Err(e) => return Err(e),
+                },
+                Err(_) => false,
+            };
+            if !refreshed {
+                let cf = self.cf(keys::CF_META)?;
+                self.db
+                    .delete_cf(cf, keys::open_mark_key(ino))
+                    .map_err(|e| self.db_err(e))?;
             }
         }
         Ok(())

@@ -468,3 +468,20 @@ fn data_written_directly_is_refreshed_and_recovered() {
     assert_eq!(v.inode(f.ino).unwrap().size, 27);
     consistent(&v);
 }
+
+#[test]
+fn a_mark_of_a_vanished_inode_is_dropped_at_open() {
+    let (d, v) = vol();
+    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let dir = v.mkdir(ROOT_INO, b"d", 0o755, 0, 0).unwrap();
+    // A mark left on a deleted file and on a directory must not stop the
+    // volume from opening.
+    v.unlink(ROOT_INO, b"f").unwrap();
+    v.mark_open(f.ino).unwrap();
+    v.mark_open(dir.ino).unwrap();
+    drop(v);
+    let v = Volume::open(&d.path().join("vol")).unwrap();
+    consistent(&v);
+    drop(v);
+    Volume::open(&d.path().join("vol")).unwrap();
+}
