@@ -89,10 +89,16 @@ pub enum Command {
     /// Copy a container's tree into a local directory: contents, modes,
     /// times, symlinks, fifos, hard links; owners and devices as root.
     Export(crate::commands::export::ExportArgs),
-    /// Mount a CLFS container read-only through FUSE
-    /// (`mount --container URL MOUNTPOINT`): lazy, owners, modes, times,
-    /// hard links, symlinks and devices as stored; writes fail with EROFS.
+    /// Mount a staging volume (a writable folder-backed filesystem whose
+    /// namespace a sync turns into CLFS; created when its folder is absent
+    /// or empty), or with --container a CLFS container read-only.
     Mount(crate::commands::mount::MountArgs),
+    /// Unmount a clfs-fs mount (fusermount3 -u).
+    #[cfg(feature = "state")]
+    Umount(crate::commands::mount::UmountArgs),
+    /// Create an empty staging volume in an absent or empty folder.
+    #[cfg(feature = "state")]
+    Init(crate::commands::mount::InitArgs),
 }
 
 /// Runs the parsed command.
@@ -104,5 +110,9 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(a) => crate::commands::ls::run(a, args.log_level),
         Command::Export(a) => crate::commands::export::run(a, args.log_level),
         Command::Mount(a) => crate::commands::mount::run(a, args.log_level),
+        #[cfg(feature = "state")]
+        Command::Umount(a) => crate::commands::mount::run_umount(a),
+        #[cfg(feature = "state")]
+        Command::Init(a) => crate::commands::mount::run_init(a),
     }
 }

@@ -11,6 +11,8 @@
 //! - `state`: the namespace database (RocksDB);
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
+//! - `volume`: the staging volume (namespace in RocksDB, data files);
+//! - `fs`: the FUSE filesystem over a volume;
 //! - [`cli`] and [`commands`]: the command line.
 //!
 //! Without the default features the crate is the codec alone (feature
@@ -25,9 +27,13 @@ pub mod store;
 #[cfg(feature = "state")]
 pub mod emit;
 #[cfg(feature = "state")]
+pub mod fs;
+#[cfg(feature = "state")]
 pub mod source;
 #[cfg(feature = "state")]
 pub mod state;
+#[cfg(feature = "state")]
+pub mod volume;
 
 #[cfg(feature = "store")]
 pub mod cli;

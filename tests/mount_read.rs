@@ -324,13 +324,7 @@ fn background_mount_returns_when_ready_and_unmounts_cleanly() {
 }
 
 #[test]
-fn a_volume_mount_without_container_is_refused_with_a_clear_message() {
-    let (ok, text) = run_with_deadline(Command::new(bin()).args(["mount", "/tmp/x", "/tmp/y"]), 30);
-    assert!(!ok);
-    assert!(
-        text.contains("clfs-fs mount <volume dir> <mountpoint>"),
-        "{text}"
-    );
+fn a_container_mount_takes_only_the_mount_point() {
     let (ok, text) = run_with_deadline(
         Command::new(bin()).args(["mount", "--container", "/tmp/x", "/tmp/y", "/tmp/z"]),
         30,

@@ -8,6 +8,7 @@ pub mod load;
 pub mod logging;
 pub mod ls;
 pub mod mount;
+pub mod mount_container;
 pub mod verify;
 
 /// A multi-threaded tokio runtime for one command.
