@@ -11,6 +11,7 @@
 //! - `state`: the namespace database (RocksDB);
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
+//! - `sync`: a staging volume into a container, then only its changes;
 //! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
 pub mod read;
@@ -22,6 +23,8 @@ pub mod emit;
 pub mod source;
 #[cfg(feature = "state")]
 pub mod state;
+#[cfg(feature = "state")]
+pub mod sync;
 
 pub mod cli;
 pub mod commands;

@@ -41,6 +41,15 @@ pub enum CompressionType {
     Disabled,
 }
 
+impl From<CompressionType> for Compression {
+    fn from(c: CompressionType) -> Self {
+        match c {
+            CompressionType::Lz4 => Compression::Lz4,
+            CompressionType::Disabled => Compression::None,
+        }
+    }
+}
+
 /// Arguments of `load clfs`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -127,10 +136,7 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     let req = LoadRequest {
         source: args.source.clone(),
         state_path: args.state_path.clone(),
-        compression: args.compression_type.map(|c| match c {
-            CompressionType::Lz4 => Compression::Lz4,
-            CompressionType::Disabled => Compression::None,
-        }),
+        compression: args.compression_type.map(Compression::from),
         preserve_hardlinks: args.preserve_hardlinks,
         new_session: args.new_session,
         retry_errors: args.retry_errors,
@@ -175,7 +181,9 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     finish(&stats, args.output_type, &outcome)
 }
 
-async fn report(stats: Arc<Stats>, output: OutputType) {
+/// Reports progress every second or two until aborted: a bar on a
+/// terminal, or JSON lines.
+pub(crate) async fn report(stats: Arc<Stats>, output: OutputType) {
     let tty = std::io::stderr().is_terminal();
     let bar = (output == OutputType::Text && tty).then(|| {
         let b = indicatif::ProgressBar::new(0);

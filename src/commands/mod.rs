@@ -6,6 +6,8 @@ pub mod export;
 pub mod load;
 pub mod logging;
 pub mod ls;
+#[cfg(feature = "state")]
+pub mod sync;
 pub mod verify;
 
 /// A multi-threaded tokio runtime for one command.

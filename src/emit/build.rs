@@ -8,7 +8,7 @@ use crate::clfs::handle::{Bmap, DataBack, Dirent};
 use crate::clfs::id::{Ftype, ObjectId, ROOT};
 use crate::clfs::layout::{self, BlockMapBuilder, IndirectBlock};
 use crate::clfs::name::{BlobName, Btype};
-use crate::clfs::object::{DirSegment, Indirect, Inode, InodeBody, Object};
+use crate::clfs::object::{Bucket, DirSegment, Indirect, Inode, InodeBody, Object};
 use crate::clfs::vattr::{dev_major, dev_minor, ClfsTime, Vattr};
 use crate::state::{ObjRecord, StatTime};
 
@@ -61,6 +61,27 @@ pub fn vattr(rec: &ObjRecord, ids: LoadIds, length: u64, nlink: u32) -> Result<V
         ha_version: 0,
         containerid: u64::from(ids.containerid),
     })
+}
+
+/// The bucket object (spec §4.1) with its UUID.
+pub fn bucket(uuid: String) -> Object {
+    Object::Bucket(Bucket {
+        attrs: vec![
+            ("bucketCurrentNameVersion".into(), "2".into()),
+            ("bucketNameVersion".into(), "2".into()),
+            ("bucketObjVersion".into(), "2".into()),
+            ("bucketUUID".into(), uuid),
+        ],
+    })
+}
+
+/// The root's EXTATTRS (spec §4.2).
+pub fn root_attrs(mass_uuid: String, wipe_epoch: String) -> Vec<(String, String)> {
+    vec![
+        ("containeridEpoch".to_string(), "2".to_string()),
+        ("massUUID".to_string(), mass_uuid),
+        ("wipeEpoch".to_string(), wipe_epoch),
+    ]
 }
 
 /// Longest symlink target CLFS holds.

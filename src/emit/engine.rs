@@ -262,15 +262,7 @@ impl Engine {
     }
 
     async fn write_bucket(&self) -> Result<(), LoadError> {
-        let uuid = self.meta().bucket_uuid;
-        let obj = Object::Bucket(Bucket {
-            attrs: vec![
-                ("bucketCurrentNameVersion".into(), "2".into()),
-                ("bucketNameVersion".into(), "2".into()),
-                ("bucketObjVersion".into(), "2".into()),
-                ("bucketUUID".into(), uuid),
-            ],
-        });
+        let obj = build::bucket(self.meta().bucket_uuid);
         let name = BlobName::v1(crate::clfs::id::BUCKET, FIRST_VERSION);
         self.put(&name, obj.encode_body(self.compression)?).await?;
         Ok(())
@@ -543,17 +535,10 @@ impl Engine {
             let mut rng = rand::rng();
             (
                 build::basename(&self.source_root_typed),
-                Some(vec![
-                    ("containeridEpoch".to_string(), "2".to_string()),
-                    (
-                        "massUUID".to_string(),
-                        crate::clfs::id::new_uuid_string(&mut rng),
-                    ),
-                    (
-                        "wipeEpoch".to_string(),
-                        crate::clfs::id::new_uuid_string(&mut rng),
-                    ),
-                ]),
+                Some(build::root_attrs(
+                    crate::clfs::id::new_uuid_string(&mut rng),
+                    crate::clfs::id::new_uuid_string(&mut rng),
+                )),
             )
         } else {
             (build::basename(&rec.path), None)
@@ -628,7 +613,7 @@ impl Engine {
         build::vattr(rec, self.ids, 0, 1).map_err(|e| e.to_string())?;
         let data = self
             .writer
-            .file_data(id, scan::as_path(&rec.path), ctime, &self.derive)
+            .file_data(id, scan::as_path(&rec.path), u64::MAX, ctime, &self.derive)
             .await?;
         if data.total != rec.size {
             return Err(format!(

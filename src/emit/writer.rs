@@ -127,21 +127,25 @@ impl Writer {
         }
     }
 
-    /// Reads the regular file at `path` to its end and writes its data
-    /// segments and indirect blocks (ids from `derive`, owner `id`,
-    /// DATABACK ctime `ctime`). The inode is the caller's to write, last.
+    /// Reads the regular file at `path` to its end, or to `limit` bytes,
+    /// and writes its data segments and indirect blocks (ids from
+    /// `derive`, owner `id`, DATABACK ctime `ctime`). The inode is the
+    /// caller's to write, last.
     pub async fn file_data(
         &self,
         id: &ObjectId,
         path: &Path,
+        limit: u64,
         ctime: u32,
         derive: &IdDeriver,
     ) -> ObjResult<FileData> {
+        let want =
+            move |read: u64, piece: u32| limit.saturating_sub(read).min(u64::from(piece)) as usize;
         let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
         let p2 = path.to_path_buf();
         let (mut file, first) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let mut f = scan::open_noatime(&p2)?;
-            let mut first = vec![0u8; layout::FIRST_SEGMENT_BYTES as usize];
+            let mut first = vec![0u8; want(0, layout::FIRST_SEGMENT_BYTES)];
             let n = scan::read_full(&mut f, &mut first)?;
             first.truncate(n);
             Ok((f, first))
@@ -157,6 +161,10 @@ impl Writer {
         let mut puts = FuturesUnordered::new();
         if first.len() == layout::FIRST_SEGMENT_BYTES as usize {
             loop {
+                let piece = want(total, layout::DATA_SEGMENT_BYTES);
+                if piece == 0 {
+                    break;
+                }
                 let permit = self
                     .segment_buffers
                     .acquire()
@@ -170,7 +178,7 @@ impl Writer {
                 };
                 let compression = self.compression;
                 let (f, n, body) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                    let mut buf = vec![0u8; layout::DATA_SEGMENT_BYTES as usize];
+                    let mut buf = vec![0u8; piece];
                     let n = scan::read_full(&mut file, &mut buf)?;
                     if n == 0 {
                         return Ok((file, 0, Vec::new()));
