@@ -11,6 +11,7 @@
 //! - `state`: the namespace database (RocksDB);
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
+//! - `volume`: the staging volume (namespace in RocksDB, data files);
 //! - `sync`: a staging volume into a container, then only its changes;
 //! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
@@ -25,6 +26,8 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "state")]
 pub mod sync;
+#[cfg(feature = "state")]
+pub mod volume;
 
 pub mod cli;
 pub mod commands;
