@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::cli::{LogLevel, OutputType};
-use crate::commands::load::CompressionType;
+use crate::commands::load::{create_local_container, store_options, CompressionType};
 use crate::emit::progress::Stats;
-use crate::store::{self, StoreOptions};
+use crate::store;
 use crate::sync::engine::{open_volume, Outcome, Summary, Sync, SyncOptions};
 
 /// Arguments of `sync`.
@@ -52,24 +52,10 @@ pub fn run(args: SyncArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
 }
 
 async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = StoreOptions {
-        concurrency: args.concurrency.max(1),
-        ..StoreOptions::default()
-    };
-    if let Some(mbps) = args.cap_mbps {
-        anyhow::ensure!(mbps > 0.0, "--cap-mbps must be positive, not {mbps}");
-        opts.rate_limit = Some(store::throttle::TokenBucket::from_mbps(mbps));
-    }
+    let opts = store_options(args.concurrency, args.cap_mbps)?;
     // Refuse a mounted volume before touching the container.
     let vol = open_volume(&args.volume)?;
-    let env = |k: &str| std::env::var(k).ok();
-    if let Ok(store::url::Location::Local(dir)) = store::url::Location::parse(&args.container, &env)
-    {
-        if !dir.exists() {
-            store::local::LocalStore::create_container(&dir)
-                .with_context(|| format!("cannot create the container folder {}", dir.display()))?;
-        }
-    }
+    create_local_container(&args.container)?;
     let store = store::open(&args.container, &opts).context("cannot open the container")?;
     let stats = Arc::new(Stats::default());
     let sync = Sync::prepare(
