@@ -10,5 +10,6 @@ clfs_ensure_apt
 clfs_ensure_rust
 clfs_target_dir
 bash scripts/setup-azurite.sh >&2
+bash scripts/setup-fstools.sh >&2
 export CLFS_FIXTURES="${CLFS_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 cargo test --release --locked --all-targets "$@"

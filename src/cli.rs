@@ -95,6 +95,17 @@ pub enum Command {
     /// Copy a container's tree into a local directory: contents, modes,
     /// times, symlinks, fifos, hard links; owners and devices as root.
     Export(crate::commands::export::ExportArgs),
+    /// Mount a staging volume (a writable folder-backed filesystem whose
+    /// namespace a sync turns into CLFS) with FUSE; creates the volume
+    /// when its folder is absent or empty.
+    #[cfg(feature = "state")]
+    Mount(crate::commands::mount::MountArgs),
+    /// Unmount a clfs-fs mount (fusermount3 -u).
+    #[cfg(feature = "state")]
+    Umount(crate::commands::mount::UmountArgs),
+    /// Create an empty staging volume in an absent or empty folder.
+    #[cfg(feature = "state")]
+    Init(crate::commands::mount::InitArgs),
 }
 
 /// Runs the parsed command.
@@ -107,5 +118,11 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => crate::commands::verify::run(a, args.log_level),
         Command::Ls(a) => crate::commands::ls::run(a, args.log_level),
         Command::Export(a) => crate::commands::export::run(a, args.log_level),
+        #[cfg(feature = "state")]
+        Command::Mount(a) => crate::commands::mount::run(a, args.log_level),
+        #[cfg(feature = "state")]
+        Command::Umount(a) => crate::commands::mount::run_umount(a),
+        #[cfg(feature = "state")]
+        Command::Init(a) => crate::commands::mount::run_init(a),
     }
 }

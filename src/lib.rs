@@ -12,6 +12,7 @@
 //! - `source`: the local tree scanner;
 //! - `emit`: the load engine, namespace → objects → store;
 //! - `volume`: the staging volume (namespace in RocksDB, data files);
+//! - `fs`: the FUSE filesystem over a volume;
 //! - `sync`: a staging volume into a container, then only its changes;
 //! - [`cli`] and [`commands`]: the command line.
 pub mod clfs;
@@ -20,6 +21,8 @@ pub mod store;
 
 #[cfg(feature = "state")]
 pub mod emit;
+#[cfg(feature = "state")]
+pub mod fs;
 #[cfg(feature = "state")]
 pub mod source;
 #[cfg(feature = "state")]

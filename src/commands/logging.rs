@@ -28,7 +28,9 @@ impl Write for TeeWriter {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
             f.write_all(buf)?;
         }
-        std::io::stderr().write_all(buf)?;
+        // A closed stderr (a daemon's terminal gone) must not fail the
+        // write: the subscriber would report that on stderr and panic.
+        let _ = std::io::stderr().write_all(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

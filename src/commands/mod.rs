@@ -7,6 +7,8 @@ pub mod load;
 pub mod logging;
 pub mod ls;
 #[cfg(feature = "state")]
+pub mod mount;
+#[cfg(feature = "state")]
 pub mod sync;
 pub mod verify;
 

@@ -7,6 +7,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `meta` | ASCII name: `next_ino`, `change_seq` | u64 LE |
+//! | `meta` | `open/` ‖ ino u64 BE | empty: a regular file open for writing whose data file may be ahead of its record |
 //! | `inode` | ino u64 BE | [`super::record::Inode`] (versioned encoding) |
 //! | `dirent` | parent ino u64 BE ‖ name bytes | child ino u64 LE ‖ ftype u8 |
 //! | `backptr` | child ino u64 BE ‖ parent ino u64 BE | u32 LE count (names of child in parent) |
@@ -41,6 +42,16 @@ pub const ALL_CFS: [&str; 7] = [
 pub const META_NEXT_INO: &[u8] = b"next_ino";
 /// `meta` key of the last change sequence number handed out.
 pub const META_CHANGE_SEQ: &[u8] = b"change_seq";
+
+/// `meta` prefix of the open-for-writing marks.
+pub const META_OPEN_PREFIX: &[u8] = b"open/";
+
+/// `open/ ‖ ino`.
+pub fn open_mark_key(ino: u64) -> Vec<u8> {
+    let mut k = META_OPEN_PREFIX.to_vec();
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
 
 /// An inode key (also the `deleted` and `orphan` keys).
 pub fn ino_key(ino: u64) -> [u8; 8] {

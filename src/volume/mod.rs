@@ -30,6 +30,13 @@
 //! record (link count 0) and an `orphan` key until it is released, or until
 //! the next [`Volume::open`] after a crash.
 //!
+//! When the kernel writes a data file directly (FUSE passthrough), the
+//! filesystem marks the inode open for writing ([`Volume::mark_open`]) and
+//! copies the data file's length and mtime into the record with
+//! [`Volume::refresh_from_data`] (on stat, fsync and close). After a crash
+//! [`Volume::open`] does that for every inode still marked, so a record's
+//! size always matches its data file once the volume is open.
+//!
 //! # Operations and durability
 //!
 //! Each mutating method is one RocksDB write batch (with the updated
@@ -468,6 +475,7 @@ impl Volume {
             st.change_seq = change_seq;
         }
         vol.reap_orphans()?;
+        vol.recover_open_marks()?;
         Ok(vol)
     }
 
@@ -820,6 +828,46 @@ impl Volume {
         };
         if last {
             self.reap_if_unlinked(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Marks regular file `ino` as open for writing by someone who writes
+    /// its data file directly (durable with the next WAL sync).
+    pub fn mark_open(&self, ino: u64) -> VolumeResult<()> {
+        self.db
+            .put_cf(self.cf(keys::CF_META)?, keys::open_mark_key(ino), [])
+            .map_err(|e| self.db_err(e))
+    }
+
+    fn recover_open_marks(&mut self) -> VolumeResult<()> {
+        let cf = self.cf(keys::CF_META)?;
+        let mut inos = Vec::new();
+        for item in self.db.iterator_cf(
+            cf,
+            IteratorMode::From(keys::META_OPEN_PREFIX, Direction::Forward),
+        ) {
+            let (k, _) = item.map_err(|e| self.db_err(e))?;
+            let Some(rest) = k.strip_prefix(keys::META_OPEN_PREFIX) else {
+                break;
+            };
+            inos.push(
+                keys::parse_ino_key(rest)
+                    .ok_or_else(|| self.corrupt("open mark", hex::encode(&k)))?,
+            );
+        }
+        for ino in inos {
+            match std::fs::metadata(self.data_path(ino)) {
+                Ok(md) => {
+                    self.refresh_from_data(ino, &md, true)?;
+                }
+                Err(_) => {
+                    let cf = self.cf(keys::CF_META)?;
+                    self.db
+                        .delete_cf(cf, keys::open_mark_key(ino))
+                        .map_err(|e| self.db_err(e))?;
+                }
+            }
         }
         Ok(())
     }

@@ -74,6 +74,8 @@ struct Txn<'a> {
     orphans: Vec<(u64, bool)>,
     deleted: Vec<(u64, Deleted)>,
     remove_data: Vec<u64>,
+    /// Open-for-writing marks to remove.
+    unmark: Vec<u64>,
 }
 
 impl<'a> Txn<'a> {
@@ -91,6 +93,7 @@ impl<'a> Txn<'a> {
             orphans: Vec::new(),
             deleted: Vec::new(),
             remove_data: Vec::new(),
+            unmark: Vec::new(),
         }
     }
 
@@ -195,6 +198,7 @@ impl<'a> Txn<'a> {
         ));
         if c.ftype == Ftype::Reg {
             self.remove_data.push(c.ino);
+            self.unmark.push(c.ino);
         }
         self.inodes.insert(c.ino, None);
     }
@@ -242,6 +246,9 @@ impl<'a> Txn<'a> {
             wb.put_cf(cf_del, keys::ino_key(*ino), d.encode());
         }
         let cf_meta = vol.cf(keys::CF_META)?;
+        for ino in &self.unmark {
+            wb.delete_cf(cf_meta, keys::open_mark_key(*ino));
+        }
         wb.put_cf(cf_meta, keys::META_NEXT_INO, self.st.next_ino.to_le_bytes());
         wb.put_cf(cf_meta, keys::META_CHANGE_SEQ, self.seq.to_le_bytes());
         vol.db.write(wb).map_err(|e| vol.db_err(e))?;
@@ -679,6 +686,9 @@ impl Volume {
             f.set_len(size.min(i.size))
                 .and_then(|()| f.set_len(size))
                 .map_err(|e| super::io_err(&p, e))?;
+            // Times from after the cut, so that they are not older than
+            // the data file's own mtime.
+            t.now = Timespec::now();
             if size != i.size {
                 i.mtime = t.now;
             }
@@ -717,6 +727,54 @@ impl Volume {
         Ok(Inode {
             change_seq: seq,
             ..i
+        })
+    }
+
+    /// Copies the state of regular file `ino`'s data file (`md`, from
+    /// stat) into its record when the file was written behind the volume's
+    /// back: size = data length; if the data file's mtime is later than the
+    /// record's ctime, mtime = ctime = that mtime. `unmark` also removes the
+    /// open-for-writing mark. Returns the (possibly unchanged) record.
+    pub fn refresh_from_data(
+        &self,
+        ino: u64,
+        md: &std::fs::Metadata,
+        unmark: bool,
+    ) -> VolumeResult<Inode> {
+        use std::os::unix::fs::MetadataExt;
+        let mut t = Txn::new(self);
+        let mut i = t.get(ino)?;
+        if i.ftype != Ftype::Reg {
+            return Err(OpError::Invalid.into());
+        }
+        let data_mtime = Timespec {
+            sec: md.mtime(),
+            nsec: md.mtime_nsec().clamp(0, 999_999_999) as u32,
+        };
+        let changed = md.len() != i.size || data_mtime > i.ctime;
+        if !changed && !unmark {
+            return Ok(i);
+        }
+        if changed {
+            i.size = md.len();
+            if data_mtime > i.ctime {
+                i.mtime = data_mtime;
+                i.ctime = data_mtime;
+            }
+            t.put(i.clone());
+        }
+        if unmark {
+            t.unmark.push(ino);
+        }
+        let seq = t.seq;
+        t.commit()?;
+        Ok(if changed {
+            Inode {
+                change_seq: seq,
+                ..i
+            }
+        } else {
+            i
         })
     }
 

@@ -445,3 +445,26 @@ fn random_operations_stay_consistent() {
     }
     consistent(&v);
 }
+
+#[test]
+fn data_written_directly_is_refreshed_and_recovered() {
+    let (d, v) = vol();
+    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    v.mark_open(f.ino).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    file.write_all(b"written behind the volume").unwrap();
+    let md = std::fs::metadata(v.data_path(f.ino)).unwrap();
+    let i = v.refresh_from_data(f.ino, &md, false).unwrap();
+    assert_eq!(i.size, 25);
+    assert!(i.mtime > f.mtime && i.change_seq > f.change_seq);
+    // Unchanged data: no new change.
+    let again = v.refresh_from_data(f.ino, &md, false).unwrap();
+    assert_eq!(again.change_seq, i.change_seq);
+    // More data, then a crash: the next open takes it in.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    file.write_all(b"!!").unwrap();
+    drop(v);
+    let v = Volume::open(&d.path().join("vol")).unwrap();
+    assert_eq!(v.inode(f.ino).unwrap().size, 27);
+    consistent(&v);
+}

@@ -6,6 +6,7 @@
 pub mod azurite;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod mount;
 pub mod read;
 pub mod tree;
 
