@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -31,12 +30,9 @@ use clfs_fs::store::{self, BlobStore, StoreOptions};
 use clfs_fs::volume::{RenameFlags, SetAttr, Timespec, Volume, ROOT_INO};
 
 use common::azurite::Azurite;
+use common::mount::{bin, Mounted};
 use common::read::{open_local, runtime};
-use common::tree::{clfs_fs, small_tree};
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
+use common::tree::small_tree;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -251,7 +247,7 @@ fn assert_same_tree(label: &str, want: &Path, got: &Path) {
 // Running the commands
 
 fn sync_cmd(vol: &Path, container: &str, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clfs-fs"));
+    let mut c = Command::new(bin());
     c.arg("sync")
         .arg(vol)
         .arg(container)
@@ -306,7 +302,12 @@ fn verify_clean(label: &str, store: Arc<dyn BlobStore>) -> u64 {
 }
 
 fn export_to(container: &str, dest: &Path) {
-    let out = clfs_fs(&[os("export"), os(container), dest.as_os_str()]);
+    let out = Command::new(bin())
+        .arg("export")
+        .arg(container)
+        .arg(dest)
+        .output()
+        .expect("run export");
     assert!(
         out.status.success(),
         "export failed: {}\n{}",
@@ -341,155 +342,215 @@ fn file_objects(size: u64) -> u64 {
     1 + data_segment_count(size)
 }
 
-/// Applies the same changes to the source copy `src` and to the volume.
+/// The changes, named in the `small` tree.
+struct Plan {
+    modified: &'static str,
+    appended: &'static str,
+    appended_size: u64,
+    truncated: &'static str,
+    renamed: (&'static str, &'static str),
+    deleted: String,
+    chmoded: String,
+    unlinked: &'static str,
+    still_linked: &'static str,
+    new_link: &'static str,
+}
+
+const PATCH: [u8; 1000] = [0xA5; 1000];
+const TAIL: [u8; 5000] = [b'z'; 5000];
+
+impl Plan {
+    fn new(src: &Path) -> Self {
+        let first_file = |dir: &str, not: &[&str]| -> String {
+            let mut names: Vec<String> = fs::read_dir(src.join(dir))
+                .expect("read_dir")
+                .map(|e| e.expect("entry"))
+                .filter(|e| e.file_type().expect("type").is_file())
+                .map(|e| text(e.file_name().as_bytes()))
+                .filter(|n| !not.contains(&n.as_str()))
+                .collect();
+            names.sort();
+            format!("{dir}/{}", names[0])
+        };
+        let deleted = first_file("sizes", &["one_byte.bin"]);
+        let chmoded = first_file("sizes", &["one_byte.bin", split(&deleted).1]);
+        let appended = "data/text_9MiB_plus_5.txt";
+        Plan {
+            modified: "data/random_300KiB.bin",
+            appended,
+            appended_size: fs::symlink_metadata(src.join(appended))
+                .expect("lstat")
+                .size(),
+            truncated: "data/sparse_24MiB.bin",
+            renamed: ("sizes/one_byte.bin", "data/one_byte_moved.bin"),
+            deleted,
+            chmoded,
+            unlinked: "hardlinks/b/two_2",
+            still_linked: "hardlinks/b/two_1",
+            new_link: "hardlinks/a/new_link.bin",
+        }
+    }
+
+    /// Files and directories whose inode the changes rewrite.
+    fn touched(&self) -> (Vec<&str>, Vec<&str>) {
+        (
+            vec![
+                self.modified,
+                self.appended,
+                self.truncated,
+                self.renamed.1,
+                self.still_linked,
+                &self.chmoded,
+                "new_dir/hello.txt",
+            ],
+            vec!["data", "sizes", "hardlinks/a", "hardlinks/b", "new_dir", ""],
+        )
+    }
+
+    /// Makes the changes with ordinary file-system calls under `root` (the
+    /// source copy, or a mount of the volume).
+    fn apply_with_tools(&self, root: &Path) {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(root.join(self.modified))
+            .and_then(|f| f.write_all_at(&PATCH, 100_000))
+            .expect("modify");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(root.join(self.appended))
+            .and_then(|mut f| f.write_all(&TAIL))
+            .expect("append");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(root.join(self.truncated))
+            .and_then(|f| f.set_len(1_000_000))
+            .expect("truncate");
+        fs::rename(root.join(self.renamed.0), root.join(self.renamed.1)).expect("rename");
+        for p in [self.deleted.as_str(), self.unlinked] {
+            fs::remove_file(root.join(p)).expect("unlink");
+        }
+        fs::hard_link(root.join(self.modified), root.join(self.new_link)).expect("link");
+        fs::set_permissions(root.join(&self.chmoded), fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        fs::create_dir(root.join("new_dir")).expect("mkdir");
+        fs::write(root.join("new_dir/hello.txt"), b"hello\n").expect("write");
+    }
+
+    /// Gives every touched path under `to` the times of the same path
+    /// under `from` (the new ones get fixed times with atimes in the
+    /// future, as in the fixture, so reading them changes nothing).
+    fn copy_times(&self, from: &Path, to: &Path) {
+        let times = fs::FileTimes::new()
+            .set_accessed(std::time::UNIX_EPOCH + Duration::from_secs(4_100_000_000))
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        for p in ["new_dir/hello.txt", "new_dir"] {
+            fs::File::open(from.join(p))
+                .and_then(|f| f.set_times(times))
+                .expect("set times");
+        }
+        let (files, dirs) = self.touched();
+        for p in files.iter().chain(dirs.iter()) {
+            let md = fs::symlink_metadata(from.join(p)).expect("lstat");
+            let t = fs::FileTimes::new()
+                .set_accessed(md.accessed().expect("atime"))
+                .set_modified(md.modified().expect("mtime"));
+            fs::File::open(to.join(p))
+                .and_then(|f| f.set_times(t))
+                .expect("copy times");
+        }
+    }
+
+    /// The same changes through the volume API.
+    fn apply_to_volume(&self, vol: &Volume) {
+        let ino = resolve(vol, self.modified);
+        vol.open_data(ino, true)
+            .expect("open data file")
+            .write_all_at(&PATCH, 100_000)
+            .expect("modify volume");
+        vol.note_write(ino, 101_000).expect("note_write");
+        let ino = resolve(vol, self.appended);
+        vol.open_data(ino, true)
+            .expect("open data file")
+            .write_all_at(&TAIL, self.appended_size)
+            .expect("append volume");
+        vol.note_write(ino, self.appended_size + 5000)
+            .expect("note_write");
+        vol.setattr(
+            resolve(vol, self.truncated),
+            SetAttr {
+                size: Some(1_000_000),
+                ..SetAttr::default()
+            },
+        )
+        .expect("truncate volume");
+        let (from_dir, from_name) = split(self.renamed.0);
+        let (to_dir, to_name) = split(self.renamed.1);
+        vol.rename(
+            resolve(vol, from_dir),
+            from_name.as_bytes(),
+            resolve(vol, to_dir),
+            to_name.as_bytes(),
+            RenameFlags::default(),
+        )
+        .expect("rename volume");
+        for p in [self.deleted.as_str(), self.unlinked] {
+            let (d, name) = split(p);
+            vol.unlink(resolve(vol, d), name.as_bytes())
+                .expect("unlink volume");
+        }
+        let (d, name) = split(self.new_link);
+        vol.link(
+            resolve(vol, self.modified),
+            resolve(vol, d),
+            name.as_bytes(),
+        )
+        .expect("link volume");
+        vol.setattr(
+            resolve(vol, &self.chmoded),
+            SetAttr {
+                mode: Some(0o600),
+                ..SetAttr::default()
+            },
+        )
+        .expect("chmod volume");
+        let d = vol
+            .mkdir(ROOT_INO, b"new_dir", 0o755, 0, 0)
+            .expect("mkdir volume")
+            .ino;
+        let md = fs::symlink_metadata(small_tree().join("data")).expect("lstat");
+        write_file(vol, d, b"hello.txt", &md, b"hello\n");
+    }
+}
+
+/// Applies the same changes to the source copy `src` and to the volume;
+/// returns what the next sync must write and delete.
 fn change_both(src: &Path, vol_dir: &Path) -> Expected {
     let vol = Volume::open(vol_dir).expect("open volume");
+    let plan = Plan::new(src);
     let size = |p: &str| fs::symlink_metadata(src.join(p)).expect("lstat").size();
-    let first_file = |dir: &str, not: &[&str]| -> String {
-        let mut names: Vec<String> = fs::read_dir(src.join(dir))
-            .expect("read_dir")
-            .map(|e| e.expect("entry"))
-            .filter(|e| e.file_type().expect("type").is_file())
-            .map(|e| text(e.file_name().as_bytes()))
-            .filter(|n| !not.contains(&n.as_str()))
-            .collect();
-        names.sort();
-        format!("{dir}/{}", names[0])
-    };
-    let modified = "data/random_300KiB.bin";
-    let appended = "data/text_9MiB_plus_5.txt";
-    let truncated = "data/sparse_24MiB.bin";
-    let renamed = ("sizes/one_byte.bin", "data/one_byte_moved.bin");
-    let deleted = first_file("sizes", &["one_byte.bin"]);
-    let chmoded = first_file("sizes", &["one_byte.bin", split(&deleted).1]);
-    let unlinked = "hardlinks/b/two_2";
-    let still_linked = "hardlinks/b/two_1";
-    let new_link = "hardlinks/a/new_link.bin";
     let mut e = Expected {
         inodes: 0,
         objects: 0,
         deleted_inodes: 1,
-        deleted_objects: file_objects(size(&deleted)),
+        deleted_objects: file_objects(size(&plan.deleted)),
     };
     // Before: what the rewritten files held.
     for p in [
-        modified,
-        appended,
-        truncated,
-        renamed.0,
-        still_linked,
-        &chmoded,
+        plan.modified,
+        plan.appended,
+        plan.truncated,
+        plan.renamed.0,
+        plan.still_linked,
+        &plan.chmoded,
     ] {
         e.deleted_objects += file_objects(size(p));
     }
-
-    // Modify 1,000 bytes in the middle.
-    let patch = vec![0xA5u8; 1000];
-    fs::OpenOptions::new()
-        .write(true)
-        .open(src.join(modified))
-        .and_then(|f| f.write_all_at(&patch, 100_000))
-        .expect("modify source");
-    let ino = resolve(&vol, modified);
-    vol.open_data(ino, true)
-        .expect("open data file")
-        .write_all_at(&patch, 100_000)
-        .expect("modify volume");
-    vol.note_write(ino, 101_000).expect("note_write");
-    // Append 5,000 bytes.
-    let tail = vec![b'z'; 5000];
-    let old = size(appended);
-    fs::OpenOptions::new()
-        .append(true)
-        .open(src.join(appended))
-        .and_then(|mut f| f.write_all(&tail))
-        .expect("append source");
-    let ino = resolve(&vol, appended);
-    vol.open_data(ino, true)
-        .expect("open data file")
-        .write_all_at(&tail, old)
-        .expect("append volume");
-    vol.note_write(ino, old + 5000).expect("note_write");
-    // Truncate to 1,000,000 bytes.
-    fs::OpenOptions::new()
-        .write(true)
-        .open(src.join(truncated))
-        .and_then(|f| f.set_len(1_000_000))
-        .expect("truncate source");
-    vol.setattr(
-        resolve(&vol, truncated),
-        SetAttr {
-            size: Some(1_000_000),
-            ..SetAttr::default()
-        },
-    )
-    .expect("truncate volume");
-    // Rename into another directory.
-    fs::rename(src.join(renamed.0), src.join(renamed.1)).expect("rename source");
-    let (from_dir, from_name) = split(renamed.0);
-    let (to_dir, to_name) = split(renamed.1);
-    vol.rename(
-        resolve(&vol, from_dir),
-        from_name.as_bytes(),
-        resolve(&vol, to_dir),
-        to_name.as_bytes(),
-        RenameFlags::default(),
-    )
-    .expect("rename volume");
-    // Delete a file, and one name of a hard-linked pair.
-    for p in [deleted.as_str(), unlinked] {
-        fs::remove_file(src.join(p)).expect("unlink source");
-        let (d, name) = split(p);
-        vol.unlink(resolve(&vol, d), name.as_bytes())
-            .expect("unlink volume");
-    }
-    // A new hard link in another directory.
-    fs::hard_link(src.join(modified), src.join(new_link)).expect("link source");
-    let (d, name) = split(new_link);
-    vol.link(resolve(&vol, modified), resolve(&vol, d), name.as_bytes())
-        .expect("link volume");
-    // chmod.
-    fs::set_permissions(src.join(&chmoded), fs::Permissions::from_mode(0o600))
-        .expect("chmod source");
-    vol.setattr(
-        resolve(&vol, &chmoded),
-        SetAttr {
-            mode: Some(0o600),
-            ..SetAttr::default()
-        },
-    )
-    .expect("chmod volume");
-    // A new directory with a new file.
-    fs::create_dir(src.join("new_dir")).expect("mkdir source");
-    fs::write(src.join("new_dir/hello.txt"), b"hello\n").expect("write source");
-    // Access times in the future, as in the fixture, so that reading the
-    // source does not change them.
-    let times = fs::FileTimes::new()
-        .set_accessed(std::time::UNIX_EPOCH + Duration::from_secs(4_100_000_000))
-        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-    for p in ["new_dir/hello.txt", "new_dir"] {
-        fs::File::open(src.join(p))
-            .and_then(|f| f.set_times(times))
-            .expect("set times");
-    }
-    let d = vol
-        .mkdir(ROOT_INO, b"new_dir", 0o755, 0, 0)
-        .expect("mkdir volume")
-        .ino;
-    let md = fs::symlink_metadata(src.join("new_dir/hello.txt")).expect("lstat");
-    write_file(&vol, d, b"hello.txt", &md, b"hello\n");
-
-    // The volume takes the source's attributes of everything touched.
-    let files = [
-        modified,
-        appended,
-        truncated,
-        renamed.1,
-        still_linked,
-        &chmoded,
-        "new_dir/hello.txt",
-    ];
-    let dirs = ["data", "sizes", "hardlinks/a", "hardlinks/b", "new_dir", ""];
+    plan.apply_with_tools(src);
+    plan.apply_to_volume(&vol);
+    // Fixed times for the new paths in the source, then the volume takes
+    // the source's attributes of everything touched.
+    plan.copy_times(src, src);
+    let (files, dirs) = plan.touched();
     for p in files.iter().chain(dirs.iter()) {
         let md = fs::symlink_metadata(src.join(p)).expect("lstat");
         set_attrs(&vol, resolve(&vol, p), &md);
@@ -599,6 +660,56 @@ fn syncs_into_azurite_follow_the_volume() {
 }
 
 #[test]
+fn cp_a_into_a_mount_then_tool_changes_sync_like_the_tree() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("small");
+    copy_tree(small_tree(), &src);
+    let vol = tmp.path().join("vol");
+    let mnt = tmp.path().join("mnt");
+    let container = tmp.path().join("container");
+    let url = container.to_str().expect("UTF-8").to_string();
+
+    let m = Mounted::new(&vol, &mnt, &[]);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(src.join("."))
+        .arg(&mnt)
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a into the mount failed");
+    m.unmount();
+    let first = sync_ok(&vol, &url);
+    eprintln!("mount: first sync {first}");
+    assert_eq!(n(&first, "inodes_written"), 1268, "{first}");
+    verify_clean("mount, first sync", open_local(&container));
+    let out = tmp.path().join("export1");
+    export_to(&url, &out);
+    assert_same_tree("mount, first sync", &src, &out);
+
+    // The same changes with ordinary calls in the source and the mount.
+    let plan = Plan::new(&src);
+    plan.apply_with_tools(&src);
+    let m = Mounted::new(&vol, &mnt, &[]);
+    plan.apply_with_tools(&mnt);
+    plan.copy_times(&src, &mnt);
+    m.unmount();
+    let second = sync_ok(&vol, &url);
+    eprintln!("mount: second sync {second}");
+    let (files, dirs) = plan.touched();
+    assert_eq!(
+        n(&second, "inodes_written"),
+        (files.len() + dirs.len()) as u64,
+        "{second}"
+    );
+    assert_eq!(n(&second, "inodes_deleted"), 1, "{second}");
+    assert!(n(&second, "objects_written") * 20 < n(&first, "objects_written"));
+    verify_clean("mount, second sync", open_local(&container));
+    let out = tmp.path().join("export2");
+    export_to(&url, &out);
+    assert_same_tree("mount, second sync", &src, &out);
+}
+
+#[test]
 fn a_volume_in_use_or_another_container_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let vol = tmp.path().join("vol");
@@ -606,14 +717,14 @@ fn a_volume_in_use_or_another_container_is_refused() {
     let c1 = tmp.path().join("c1");
     let c1s = c1.to_str().expect("UTF-8").to_string();
 
-    // Open (as a mount holds it): refused, nothing written.
-    let held = Volume::open(&vol).expect("open volume");
+    // Mounted: refused, nothing written.
+    let held = Mounted::new(&vol, &tmp.path().join("mnt"), &[]);
     let out = sync_cmd(&vol, &c1s, &[]).output().expect("run");
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("in use") && err.contains("unmount"), "{err}");
     assert!(!c1.exists() || fs::read_dir(&c1).expect("read").next().is_none());
-    drop(held);
+    held.unmount();
 
     sync_ok(&vol, &c1s);
     // Another container: refused, with the way out.
