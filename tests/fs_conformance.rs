@@ -61,11 +61,18 @@ fn pjdfstest_passes() {
     std::fs::create_dir(&dir).expect("mkdir");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
         .expect("chmod");
+    // A second filesystem for the EXDEV tests: the native disk.
+    let second = tmp.path().join("second");
+    std::fs::create_dir(&second).expect("mkdir");
+    std::fs::set_permissions(&second, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
     let out = Command::new(&pjd)
         .arg("-c")
         .arg(config("pjdfstest.toml"))
         .arg("-p")
         .arg(&dir)
+        .arg("-s")
+        .arg(&second)
         .current_dir(tmp.path())
         .output()
         .expect("pjdfstest runs");

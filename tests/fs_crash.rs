@@ -61,6 +61,7 @@ fn sigkill_during_a_copy_keeps_the_namespace_and_fsynced_files() {
     let (vol, mp) = (tmp.path().join("vol"), tmp.path().join("mnt"));
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut synced = 0usize;
+    let mut cut_short = 0;
     for round in 0..3 {
         let m = Mounted::new(&vol, &mp, &[]);
         // Files fsynced before the kill.
@@ -84,7 +85,13 @@ fn sigkill_during_a_copy_keeps_the_namespace_and_fsynced_files() {
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
         m.kill();
         let start = Instant::now();
-        while cp.try_wait().expect("wait").is_none() {
+        loop {
+            if let Some(st) = cp.try_wait().expect("wait") {
+                if !st.success() {
+                    cut_short += 1;
+                }
+                break;
+            }
             if start.elapsed() > Duration::from_secs(30) {
                 let _ = cp.kill();
                 let _ = cp.wait();
@@ -113,4 +120,5 @@ fn sigkill_during_a_copy_keeps_the_namespace_and_fsynced_files() {
         assert!(n >= synced);
         m.unmount();
     }
+    assert!(cut_short > 0, "no copy was interrupted by the kill");
 }

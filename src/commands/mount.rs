@@ -28,8 +28,9 @@ daemon; what fsync acknowledged survives a power cut. Extended attributes \
 are not supported (CLFS stores none): setting one fails with ENOTSUP.")]
 pub struct MountArgs {
     /// Mount a CLFS container read-only instead of a staging volume
-    /// (then PATHS is only the mount point).
-    #[arg(long, value_name = "URL")]
+    /// (then PATHS is only the mount point). Hidden until the read-only
+    /// mount is merged in: today it only says so.
+    #[arg(long, value_name = "URL", hide = true)]
     pub container: Option<String>,
     /// VOLUME MOUNTPOINT: the staging volume folder and where to mount it.
     #[arg(value_name = "PATHS", num_args = 1..=2, required = true)]
