@@ -80,6 +80,12 @@ pub enum Command {
     #[cfg(feature = "state")]
     #[command(subcommand)]
     Load(crate::commands::load::LoadKind),
+    /// Commit a staging volume to a CLFS container: everything the first
+    /// time, then only what was created, changed, renamed or deleted
+    /// since the last sync (new object versions; superseded ones removed
+    /// after the root is updated). The volume must not be mounted.
+    #[cfg(feature = "state")]
+    Sync(crate::commands::sync::SyncArgs),
     /// Check a whole container against the CLFS format (bucket, root,
     /// every inode, segment and indirect block, link counts, leftovers);
     /// exit 0 only without errors.
@@ -106,6 +112,8 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
     match args.command {
         #[cfg(feature = "state")]
         Command::Load(kind) => crate::commands::load::run(kind, args.log_level),
+        #[cfg(feature = "state")]
+        Command::Sync(a) => crate::commands::sync::run(a, args.log_level),
         Command::Verify(a) => crate::commands::verify::run(a, args.log_level),
         Command::Ls(a) => crate::commands::ls::run(a, args.log_level),
         Command::Export(a) => crate::commands::export::run(a, args.log_level),

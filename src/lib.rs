@@ -13,6 +13,7 @@
 //! - `emit`: the load engine, namespace → objects → store;
 //! - `volume`: the staging volume (namespace in RocksDB, data files);
 //! - `fs`: the FUSE filesystem over a volume;
+//! - `sync`: a staging volume into a container, then only its changes;
 //! - [`cli`] and [`commands`]: the command line.
 //!
 //! Without the default features the crate is the codec alone (feature
@@ -32,6 +33,8 @@ pub mod fs;
 pub mod source;
 #[cfg(feature = "state")]
 pub mod state;
+#[cfg(feature = "state")]
+pub mod sync;
 #[cfg(feature = "state")]
 pub mod volume;
 

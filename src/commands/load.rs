@@ -41,6 +41,15 @@ pub enum CompressionType {
     Disabled,
 }
 
+impl From<CompressionType> for Compression {
+    fn from(c: CompressionType) -> Self {
+        match c {
+            CompressionType::Lz4 => Compression::Lz4,
+            CompressionType::Disabled => Compression::None,
+        }
+    }
+}
+
 /// Arguments of `load clfs`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -100,37 +109,18 @@ pub fn run(kind: LoadKind, level: LogLevel) -> anyhow::Result<ExitCode> {
 }
 
 async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
-    let mut opts = StoreOptions {
-        concurrency: args.concurrency.max(1),
-        ..StoreOptions::default()
-    };
-    if let Some(mbps) = args.cap_mbps {
-        anyhow::ensure!(mbps > 0.0, "--cap-mbps must be positive, not {mbps}");
-        opts.rate_limit = Some(store::throttle::TokenBucket::from_mbps(mbps));
-    }
+    let opts = store_options(args.concurrency, args.cap_mbps)?;
     // Check the source before anything is created.
     job::check_source(&args.source)?;
     // A local container is a directory: a new load may create it.
     if args.new_session && !args.dry_run {
-        let env = |k: &str| std::env::var(k).ok();
-        if let Ok(store::url::Location::Local(dir)) =
-            store::url::Location::parse(&args.container, &env)
-        {
-            if !dir.exists() {
-                store::local::LocalStore::create_container(&dir).with_context(|| {
-                    format!("cannot create the container folder {}", dir.display())
-                })?;
-            }
-        }
+        create_local_container(&args.container)?;
     }
     let store = store::open(&args.container, &opts).context("cannot open the container")?;
     let req = LoadRequest {
         source: args.source.clone(),
         state_path: args.state_path.clone(),
-        compression: args.compression_type.map(|c| match c {
-            CompressionType::Lz4 => Compression::Lz4,
-            CompressionType::Disabled => Compression::None,
-        }),
+        compression: args.compression_type.map(Compression::from),
         preserve_hardlinks: args.preserve_hardlinks,
         new_session: args.new_session,
         retry_errors: args.retry_errors,
@@ -175,7 +165,37 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     finish(&stats, args.output_type, &outcome)
 }
 
-async fn report(stats: Arc<Stats>, output: OutputType) {
+/// Store options from `--concurrency` and `--cap-mbps`.
+pub(crate) fn store_options(
+    concurrency: usize,
+    cap_mbps: Option<f64>,
+) -> anyhow::Result<StoreOptions> {
+    let mut opts = StoreOptions {
+        concurrency: concurrency.max(1),
+        ..StoreOptions::default()
+    };
+    if let Some(mbps) = cap_mbps {
+        anyhow::ensure!(mbps > 0.0, "--cap-mbps must be positive, not {mbps}");
+        opts.rate_limit = Some(store::throttle::TokenBucket::from_mbps(mbps));
+    }
+    Ok(opts)
+}
+
+/// A local container is a directory: creates it if it is missing.
+pub(crate) fn create_local_container(container: &str) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    if let Ok(store::url::Location::Local(dir)) = store::url::Location::parse(container, &env) {
+        if !dir.exists() {
+            store::local::LocalStore::create_container(&dir)
+                .with_context(|| format!("cannot create the container folder {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reports progress every second or two until aborted: a bar on a
+/// terminal, or JSON lines.
+pub(crate) async fn report(stats: Arc<Stats>, output: OutputType) {
     let tty = std::io::stderr().is_terminal();
     let bar = (output == OutputType::Text && tty).then(|| {
         let b = indicatif::ProgressBar::new(0);

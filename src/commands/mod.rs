@@ -9,6 +9,8 @@ pub mod logging;
 pub mod ls;
 pub mod mount;
 pub mod mount_container;
+#[cfg(feature = "state")]
+pub mod sync;
 pub mod verify;
 
 /// A multi-threaded tokio runtime for one command.

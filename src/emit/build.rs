@@ -4,11 +4,11 @@
 use sha2::{Digest, Sha256};
 
 use crate::clfs::error::EncodeError;
-use crate::clfs::handle::{DataBack, Dirent};
+use crate::clfs::handle::{Bmap, DataBack, Dirent};
 use crate::clfs::id::{Ftype, ObjectId, ROOT};
 use crate::clfs::layout::{self, BlockMapBuilder, IndirectBlock};
 use crate::clfs::name::{BlobName, Btype};
-use crate::clfs::object::{DirSegment, Indirect, Inode, InodeBody, Object};
+use crate::clfs::object::{Bucket, DirSegment, Indirect, Inode, InodeBody, Object};
 use crate::clfs::vattr::{dev_major, dev_minor, ClfsTime, Vattr};
 use crate::state::{ObjRecord, StatTime};
 
@@ -63,6 +63,71 @@ pub fn vattr(rec: &ObjRecord, ids: LoadIds, length: u64, nlink: u32) -> Result<V
     })
 }
 
+/// The bucket object (spec §4.1) with its UUID.
+pub fn bucket(uuid: String) -> Object {
+    Object::Bucket(Bucket {
+        attrs: vec![
+            ("bucketCurrentNameVersion".into(), "2".into()),
+            ("bucketNameVersion".into(), "2".into()),
+            ("bucketObjVersion".into(), "2".into()),
+            ("bucketUUID".into(), uuid),
+        ],
+    })
+}
+
+/// The root's EXTATTRS (spec §4.2).
+pub fn root_attrs(mass_uuid: String, wipe_epoch: String) -> Vec<(String, String)> {
+    vec![
+        ("containeridEpoch".to_string(), "2".to_string()),
+        ("massUUID".to_string(), mass_uuid),
+        ("wipeEpoch".to_string(), wipe_epoch),
+    ]
+}
+
+/// Longest symlink target CLFS holds.
+pub const MAX_SYMLINK: usize = 1023;
+
+/// A non-directory inode: VATTR (`nlink` = the number of back-pointers),
+/// `bmap`, BACK, NAME and the body.
+#[allow(clippy::too_many_arguments)]
+pub fn inode(
+    rec: &ObjRecord,
+    ids: LoadIds,
+    length: u64,
+    bmap: Bmap,
+    back: Vec<ObjectId>,
+    name: Vec<u8>,
+    body: InodeBody,
+) -> Result<Inode, EncodeError> {
+    Ok(Inode {
+        vattr: vattr(rec, ids, length, back.len() as u32)?,
+        bmap,
+        back: Some(back),
+        name,
+        body,
+    })
+}
+
+/// The block map of an inode without segments: block 0 only.
+pub fn inline_bmap(id: &ObjectId) -> Bmap {
+    layout::bmap(false, vec![*id], [crate::clfs::id::ZERO_ROOT; 4])
+}
+
+/// A symlink's body and VATTR length (code points, spec §5.4) from its
+/// target, or why CLFS cannot hold it.
+pub fn symlink_body(target: Vec<u8>) -> Result<(u64, InodeBody), String> {
+    if target.len() > MAX_SYMLINK {
+        return Err(format!(
+            "symlink target is {} bytes; CLFS holds at most {MAX_SYMLINK}",
+            target.len()
+        ));
+    }
+    Ok((
+        crate::source::scan::code_points(&target),
+        InodeBody::Data(target),
+    ))
+}
+
 /// Whole seconds of the owner's ctime for DATABACK (same double as VATTR).
 pub fn databack_ctime(rec: &ObjRecord) -> Result<u32, EncodeError> {
     Ok(time(rec.ctime)?.sec)
@@ -103,6 +168,23 @@ impl IdDeriver {
     /// A deriver with the load's secret.
     pub fn new(secret: [u8; 32]) -> Self {
         IdDeriver { secret }
+    }
+
+    /// The deriver of the blobs an inode writes at `version`: the load's
+    /// own for the first version, a distinct one for each later version,
+    /// so that a rewrite never overwrites the blobs the previous version
+    /// still references.
+    pub fn for_version(&self, version: u64) -> IdDeriver {
+        if version == crate::clfs::name::FIRST_VERSION {
+            return self.clone();
+        }
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(b"version");
+        h.update(version.to_le_bytes());
+        IdDeriver {
+            secret: h.finalize().into(),
+        }
     }
 
     /// Id number `n` of kind `kind` for `owner`.

@@ -16,31 +16,26 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::Semaphore;
 
 use crate::clfs::envelope::{self, Compression};
-use crate::clfs::handle::{DataBack, Dirent};
+use crate::clfs::handle::{Bmap, Dirent};
 use crate::clfs::id::{FilehandleMaker, Ftype, ObjectId, INODE_INPROGRESS, ROOT};
-use crate::clfs::layout::{self, BlockMapBuilder};
 use crate::clfs::name::{self, BlobName, FIRST_VERSION};
-use crate::clfs::object::{encode_data_segment, Bucket, Inode, InodeBody, Object};
+use crate::clfs::object::{Bucket, Inode, InodeBody, Object};
 use crate::source::scan;
 use crate::state::{Meta, Namespace, ObjRecord, ObjState, Phase, Queue};
 use crate::store::{self, BlobStore, StoreError};
 
-use super::build::{self, Blob, IdDeriver, LoadIds};
+use super::build::{self, IdDeriver, LoadIds};
 use super::job::parse_compression;
 use super::progress::Stats;
+use super::writer::{ObjResult, Writer};
 use super::LoadError;
 
 /// Most back-pointers one inode may have (spec §5.6).
 pub const MAX_BACKPOINTERS: u32 = 1023;
-/// Longest symlink target CLFS holds.
-pub const MAX_SYMLINK: usize = 1023;
-/// Segment uploads in flight per file.
-const SEGMENTS_PER_FILE: usize = 4;
+pub use super::build::MAX_SYMLINK;
 
 /// Tuning of a run.
 #[derive(Debug, Clone)]
@@ -92,14 +87,10 @@ pub struct Engine {
     /// Serialises the commit of directory scans: handle assignment,
     /// hard-link matching and queue order.
     scan_commit: Mutex<FilehandleMaker>,
-    segment_buffers: Semaphore,
-    cpu: Semaphore,
+    writer: Writer,
     source_root_typed: Vec<u8>,
     state_path: PathBuf,
 }
-
-/// A failure of one object, recorded against it.
-type ObjResult<T> = Result<T, String>;
 
 impl Engine {
     /// An engine over an opened state and store.
@@ -126,7 +117,6 @@ impl Engine {
             ));
         }
         secret.copy_from_slice(&raw);
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Arc::new(Engine {
             compression,
             ids: LoadIds {
@@ -135,8 +125,12 @@ impl Engine {
             },
             derive: IdDeriver::new(secret),
             scan_commit: Mutex::new(FilehandleMaker::new(meta.containerid)),
-            segment_buffers: Semaphore::new(opts.segment_buffers.max(1)),
-            cpu: Semaphore::new(cpus.max(2)),
+            writer: Writer::new(
+                Arc::clone(&store),
+                Arc::clone(&stats),
+                compression,
+                opts.segment_buffers,
+            ),
             source_root_typed: hex::decode(&meta.source_root_hex).unwrap_or_default(),
             meta: Mutex::new(meta),
             ns,
@@ -190,12 +184,7 @@ impl Engine {
     }
 
     async fn put(&self, name: &BlobName, body: Vec<u8>) -> Result<(), StoreError> {
-        let key = store::BlobName::new(name.to_string())?;
-        let len = body.len() as u64;
-        self.store.put(&key, Bytes::from(body)).await?;
-        self.stats.blobs_put.fetch_add(1, Ordering::Relaxed);
-        self.stats.body_bytes.fetch_add(len, Ordering::Relaxed);
-        Ok(())
+        self.writer.put(name, body).await
     }
 
     async fn get(&self, name: &str) -> Result<Bytes, StoreError> {
@@ -203,14 +192,7 @@ impl Engine {
     }
 
     async fn delete_quietly(&self, name: &str) {
-        match store::BlobName::new(name) {
-            Ok(k) => match self.store.delete(&k).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => tracing::warn!("could not delete {name}: {e}"),
-            },
-            Err(e) => tracing::warn!("could not delete {name}: {e}"),
-        }
+        self.writer.delete_quietly(name).await;
     }
 
     /// Runs the remaining phases.
@@ -280,15 +262,7 @@ impl Engine {
     }
 
     async fn write_bucket(&self) -> Result<(), LoadError> {
-        let uuid = self.meta().bucket_uuid;
-        let obj = Object::Bucket(Bucket {
-            attrs: vec![
-                ("bucketCurrentNameVersion".into(), "2".into()),
-                ("bucketNameVersion".into(), "2".into()),
-                ("bucketObjVersion".into(), "2".into()),
-                ("bucketUUID".into(), uuid),
-            ],
-        });
+        let obj = build::bucket(self.meta().bucket_uuid);
         let name = BlobName::v1(crate::clfs::id::BUCKET, FIRST_VERSION);
         self.put(&name, obj.encode_body(self.compression)?).await?;
         Ok(())
@@ -555,39 +529,16 @@ impl Engine {
         }
     }
 
-    async fn put_all(&self, blobs: Vec<Blob>) -> ObjResult<()> {
-        let mut puts = FuturesUnordered::new();
-        for b in blobs {
-            puts.push(async move { self.put(&b.name, b.body).await.map_err(|e| e.to_string()) });
-            if puts.len() >= SEGMENTS_PER_FILE {
-                if let Some(r) = puts.next().await {
-                    r?;
-                }
-            }
-        }
-        while let Some(r) = puts.next().await {
-            r?;
-        }
-        Ok(())
-    }
-
     async fn write_dir(&self, id: &ObjectId, rec: &ObjRecord) -> ObjResult<u64> {
         let entries = self.ns.dirents(id).map_err(|e| e.to_string())?;
         let (name, root_attrs) = if *id == ROOT {
             let mut rng = rand::rng();
             (
                 build::basename(&self.source_root_typed),
-                Some(vec![
-                    ("containeridEpoch".to_string(), "2".to_string()),
-                    (
-                        "massUUID".to_string(),
-                        crate::clfs::id::new_uuid_string(&mut rng),
-                    ),
-                    (
-                        "wipeEpoch".to_string(),
-                        crate::clfs::id::new_uuid_string(&mut rng),
-                    ),
-                ]),
+                Some(build::root_attrs(
+                    crate::clfs::id::new_uuid_string(&mut rng),
+                    crate::clfs::id::new_uuid_string(&mut rng),
+                )),
             )
         } else {
             (build::basename(&rec.path), None)
@@ -604,7 +555,7 @@ impl Engine {
             false,
         )
         .map_err(|e| e.to_string())?;
-        self.put_all(blobs.before).await?;
+        self.writer.put_all(blobs.before).await?;
         self.put(&blobs.inode.name, blobs.inode.body)
             .await
             .map_err(|e| e.to_string())?;
@@ -621,18 +572,11 @@ impl Engine {
         let (length, body) = if rec.ftype == Ftype::Lnk {
             let target = std::fs::read_link(scan::as_path(&rec.path))
                 .map_err(|e| format!("cannot read link: {e}"))?;
-            let target = target.as_os_str().as_bytes().to_vec();
-            if target.len() > MAX_SYMLINK {
-                return Err(format!(
-                    "symlink target is {} bytes; CLFS holds at most {MAX_SYMLINK}",
-                    target.len()
-                ));
-            }
-            (scan::code_points(&target), InodeBody::Data(target))
+            build::symlink_body(target.as_os_str().as_bytes().to_vec())?
         } else {
             (rec.size, InodeBody::Special)
         };
-        let inode = self.inode(id, rec, length, body)?;
+        let inode = self.inode(rec, length, build::inline_bmap(id), body)?;
         let name = build::inode_name(id, rec, provisional);
         let body = Object::Inode(inode)
             .encode_body(self.compression)
@@ -641,20 +585,18 @@ impl Engine {
         Ok(0)
     }
 
-    fn inode(
-        &self,
-        id: &ObjectId,
-        rec: &ObjRecord,
-        length: u64,
-        body: InodeBody,
-    ) -> ObjResult<Inode> {
-        Ok(Inode {
-            vattr: build::vattr(rec, self.ids, length, 1).map_err(|e| e.to_string())?,
-            bmap: layout::bmap(false, vec![*id], [crate::clfs::id::ZERO_ROOT; 4]),
-            back: Some(vec![rec.first_backpointer]),
-            name: build::basename(&rec.path),
+    /// An inode found in one directory (BACK = its first back-pointer).
+    fn inode(&self, rec: &ObjRecord, length: u64, bmap: Bmap, body: InodeBody) -> ObjResult<Inode> {
+        build::inode(
+            rec,
+            self.ids,
+            length,
+            bmap,
+            vec![rec.first_backpointer],
+            build::basename(&rec.path),
             body,
-        })
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// A regular file: inline first 16 KiB, 8 MiB segments (a few in
@@ -665,113 +607,21 @@ impl Engine {
         rec: &ObjRecord,
         provisional: bool,
     ) -> ObjResult<u64> {
-        let path = rec.path.clone();
-        let shown = || String::from_utf8_lossy(&path).into_owned();
+        let shown = || String::from_utf8_lossy(&rec.path).into_owned();
         let ctime = build::databack_ctime(rec).map_err(|e| e.to_string())?;
         // Check the times before reading anything.
         build::vattr(rec, self.ids, 0, 1).map_err(|e| e.to_string())?;
-        let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
-        let p2 = path.clone();
-        let (mut file, first) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut f = scan::open_noatime(scan::as_path(&p2))?;
-            let mut first = vec![0u8; layout::FIRST_SEGMENT_BYTES as usize];
-            let n = scan::read_full(&mut f, &mut first)?;
-            first.truncate(n);
-            Ok((f, first))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot read: {e}"))?;
-        drop(cpu);
-        let mut total = first.len() as u64;
-        let mut bm = BlockMapBuilder::new(*id);
-        let mut n_ind = 0u64;
-        let mut puts = FuturesUnordered::new();
-        if first.len() == layout::FIRST_SEGMENT_BYTES as usize {
-            let mut k = 0u64;
-            loop {
-                let permit = self
-                    .segment_buffers
-                    .acquire()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
-                k += 1;
-                let databack = DataBack {
-                    ctime,
-                    offset: layout::data_segment_offset(k),
-                    owner: *id,
-                };
-                let compression = self.compression;
-                let (f, n, body) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                    let mut buf = vec![0u8; layout::DATA_SEGMENT_BYTES as usize];
-                    let n = scan::read_full(&mut file, &mut buf)?;
-                    if n == 0 {
-                        return Ok((file, 0, Vec::new()));
-                    }
-                    let body = encode_data_segment(&buf[..n], &databack, compression)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
-                    Ok((file, n, body))
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot read: {e}"))?;
-                drop(cpu);
-                file = f;
-                if n == 0 {
-                    break;
-                }
-                total += n as u64;
-                let sid = self.derive.id(id, b"seg", k);
-                let name = BlobName::v2(sid, name::Btype::Segment, id, FIRST_VERSION);
-                puts.push(Box::pin(async move {
-                    let r = self.put(&name, body).await.map_err(|e| e.to_string());
-                    drop(permit);
-                    r
-                }) as BoxFuture<'_, ObjResult<()>>);
-                let mut new_ind = || {
-                    n_ind += 1;
-                    self.derive.id(id, b"ind", n_ind)
-                };
-                let blocks = bm.push(sid, &mut new_ind).map_err(|e| e.to_string())?;
-                for b in build::indirect_blobs(blocks, id, ctime, self.compression)
-                    .map_err(|e| e.to_string())?
-                {
-                    puts.push(Box::pin(async move {
-                        self.put(&b.name, b.body).await.map_err(|e| e.to_string())
-                    }));
-                }
-                while puts.len() >= SEGMENTS_PER_FILE {
-                    if let Some(r) = puts.next().await {
-                        r?;
-                    }
-                }
-                if n < layout::DATA_SEGMENT_BYTES as usize {
-                    break;
-                }
-            }
-        }
-        while let Some(r) = puts.next().await {
-            r?;
-        }
-        let mut new_ind = || {
-            n_ind += 1;
-            self.derive.id(id, b"ind", n_ind)
-        };
-        let (blocks, direct, roots) = bm.finish(&mut new_ind);
-        self.put_all(
-            build::indirect_blobs(blocks, id, ctime, self.compression)
-                .map_err(|e| e.to_string())?,
-        )
-        .await?;
-        if total != rec.size {
+        let data = self
+            .writer
+            .file_data(id, scan::as_path(&rec.path), u64::MAX, ctime, &self.derive)
+            .await?;
+        if data.total != rec.size {
             return Err(format!(
-                "changed size during the load (scanned {} bytes, read {total}); {}",
-                rec.size, "rerun with --new-session=false to retry it"
+                "changed size during the load (scanned {} bytes, read {}); {}",
+                rec.size, data.total, "rerun with --new-session=false to retry it"
             ));
         }
-        let mut inode = self.inode(id, rec, total, InodeBody::Data(first))?;
-        inode.bmap = layout::bmap(false, direct, roots);
+        let inode = self.inode(rec, data.total, data.bmap, InodeBody::Data(data.first))?;
         let name = build::inode_name(id, rec, provisional);
         let body = Object::Inode(inode)
             .encode_body(self.compression)
@@ -779,7 +629,7 @@ impl Engine {
         self.put(&name, body)
             .await
             .map_err(|e| format!("{}: {e}", shown()))?;
-        Ok(total)
+        Ok(data.total)
     }
 
     // ------------------------------------------------------------------

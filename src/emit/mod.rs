@@ -6,6 +6,7 @@ pub mod build;
 pub mod engine;
 pub mod job;
 pub mod progress;
+pub mod writer;
 
 use std::path::PathBuf;
 
