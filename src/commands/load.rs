@@ -102,6 +102,9 @@ pub fn run(kind: LoadKind, level: LogLevel) -> anyhow::Result<ExitCode> {
 async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     let mut opts = StoreOptions {
         concurrency: args.concurrency.max(1),
+        // A local container is not fsynced blob by blob: the engine
+        // flushes it before each group of state commits and each phase.
+        local_durable: false,
         ..StoreOptions::default()
     };
     if let Some(mbps) = args.cap_mbps {

@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -27,7 +28,7 @@ use crate::clfs::layout::{self, BlockMapBuilder};
 use crate::clfs::name::{self, BlobName, FIRST_VERSION};
 use crate::clfs::object::{encode_data_segment, Bucket, Inode, InodeBody, Object};
 use crate::source::scan;
-use crate::state::{Meta, Namespace, ObjRecord, ObjState, Phase, Queue};
+use crate::state::{Batch, Meta, Namespace, ObjRecord, ObjState, Phase, Queue};
 use crate::store::{self, BlobStore, StoreError};
 
 use super::build::{self, Blob, IdDeriver, LoadIds};
@@ -41,6 +42,18 @@ pub const MAX_BACKPOINTERS: u32 = 1023;
 pub const MAX_SYMLINK: usize = 1023;
 /// Segment uploads in flight per file.
 const SEGMENTS_PER_FILE: usize = 4;
+/// Objects whose state commits wait for one store flush.
+const COMMIT_GROUP: usize = 512;
+/// Longest an acknowledged object waits for its state commit.
+const COMMIT_GROUP_AGE: Duration = Duration::from_millis(250);
+
+/// State commits of acknowledged objects, waiting for the store flush that
+/// makes their blobs durable (a local directory syncs once per group
+/// instead of once per blob).
+struct PendingCommits {
+    batches: Vec<Batch>,
+    since: Instant,
+}
 
 /// Tuning of a run.
 #[derive(Debug, Clone)]
@@ -94,6 +107,7 @@ pub struct Engine {
     scan_commit: Mutex<FilehandleMaker>,
     segment_buffers: Semaphore,
     cpu: Semaphore,
+    pending: Mutex<PendingCommits>,
     source_root_typed: Vec<u8>,
     state_path: PathBuf,
 }
@@ -137,6 +151,10 @@ impl Engine {
             scan_commit: Mutex::new(FilehandleMaker::new(meta.containerid)),
             segment_buffers: Semaphore::new(opts.segment_buffers.max(1)),
             cpu: Semaphore::new(cpus.max(2)),
+            pending: Mutex::new(PendingCommits {
+                batches: Vec::new(),
+                since: Instant::now(),
+            }),
             source_root_typed: hex::decode(&meta.source_root_hex).unwrap_or_default(),
             meta: Mutex::new(meta),
             ns,
@@ -159,6 +177,13 @@ impl Engine {
         self.stats.set_phase(p);
         tracing::info!("phase {}", p.label());
         Ok(())
+    }
+
+    /// Makes the container durable up to here, then records the phase.
+    async fn advance(&self, p: Phase) -> Result<(), LoadError> {
+        self.flush_commits().await?;
+        self.store.flush().await?;
+        self.set_phase(p)
     }
 
     fn too_many_errors(&self) -> bool {
@@ -186,6 +211,45 @@ impl Engine {
         self.stats.entry_errors.fetch_add(1, Ordering::Relaxed);
         self.ns.add_problem(&text)?;
         self.count_error(text);
+        Ok(())
+    }
+
+    /// Commits `b` (the new state of objects whose blobs the store
+    /// acknowledged) once a store flush has made those blobs durable, so the
+    /// state never runs ahead of the container. Commits are grouped: a kill
+    /// loses at most one group, whose objects are written again on resume.
+    async fn commit_after_flush(&self, b: Batch) -> Result<(), LoadError> {
+        let group = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.batches.is_empty() {
+                p.since = Instant::now();
+            }
+            p.batches.push(b);
+            if p.batches.len() < COMMIT_GROUP && p.since.elapsed() < COMMIT_GROUP_AGE {
+                return Ok(());
+            }
+            std::mem::take(&mut p.batches)
+        };
+        self.commit_group(group).await
+    }
+
+    /// Flushes the store, then commits every pending state change.
+    async fn flush_commits(&self) -> Result<(), LoadError> {
+        let group = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut p.batches)
+        };
+        self.commit_group(group).await
+    }
+
+    async fn commit_group(&self, group: Vec<Batch>) -> Result<(), LoadError> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        self.store.flush().await?;
+        for b in group {
+            self.ns.commit(b)?;
+        }
         Ok(())
     }
 
@@ -221,7 +285,7 @@ impl Engine {
         }
         if phase == Phase::Init {
             self.write_bucket().await?;
-            self.set_phase(Phase::Transfer)?;
+            self.advance(Phase::Transfer).await?;
             phase = Phase::Transfer;
         }
         self.stats.set_phase(phase);
@@ -238,22 +302,22 @@ impl Engine {
                     )));
                 }
             }
-            self.set_phase(Phase::Reconcile)?;
+            self.advance(Phase::Reconcile).await?;
             phase = Phase::Reconcile;
         }
         if phase == Phase::Reconcile {
             if let Some(why) = self.drain(Queue::Reconcile).await? {
                 return Ok(Outcome::Aborted(why));
             }
-            self.set_phase(Phase::Cleanup)?;
+            self.advance(Phase::Cleanup).await?;
             phase = Phase::Cleanup;
         }
         if phase == Phase::Cleanup {
             self.drain(Queue::Cleanup).await?;
-            self.set_phase(Phase::Finalize)?;
+            self.advance(Phase::Finalize).await?;
         }
         let errors = self.finalize().await?;
-        self.set_phase(Phase::Done)?;
+        self.advance(Phase::Done).await?;
         self.ns.sync()?;
         Ok(if errors == 0 {
             Outcome::Complete
@@ -344,6 +408,7 @@ impl Engine {
             }
             res?;
         }
+        self.flush_commits().await?;
         Ok(self.stop_reason())
     }
 
@@ -548,7 +613,7 @@ impl Engine {
                 }
                 self.ns.put_obj(&mut b, &id, &rec)?;
                 self.ns.pop(&mut b, Queue::Write, order, &id)?;
-                self.ns.commit(b)?;
+                self.commit_after_flush(b).await?;
                 self.stats.written.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -673,7 +738,7 @@ impl Engine {
         let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
         let p2 = path.clone();
         let (mut file, first) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut f = scan::open_noatime(scan::as_path(&p2))?;
+            let mut f = scan::open_regular(scan::as_path(&p2))?;
             let mut first = vec![0u8; layout::FIRST_SEGMENT_BYTES as usize];
             let n = scan::read_full(&mut f, &mut first)?;
             first.truncate(n);
@@ -808,6 +873,7 @@ impl Engine {
             };
             done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))??;
         }
+        self.flush_commits().await?;
         Ok(self.stop_reason())
     }
 
@@ -861,7 +927,7 @@ impl Engine {
                 self.ns.put_obj(&mut b, &id, &rec)?;
                 self.ns.pop(&mut b, Queue::Reconcile, order, &id)?;
                 self.ns.push(&mut b, Queue::Cleanup, &id)?;
-                self.ns.commit(b)?;
+                self.commit_after_flush(b).await?;
                 Ok(())
             }
         }
@@ -923,7 +989,7 @@ impl Engine {
         let mut b = self.ns.batch();
         self.ns.put_obj(&mut b, &id, &rec)?;
         self.ns.pop(&mut b, Queue::Cleanup, order, &id)?;
-        self.ns.commit(b)?;
+        self.commit_after_flush(b).await?;
         Ok(())
     }
 
@@ -996,6 +1062,8 @@ impl Engine {
             Object::Bucket(Bucket { attrs }).encode_body(self.compression)?,
         )
         .await?;
+        // Everything else is durable before the root makes it visible.
+        self.store.flush().await?;
         // Publish the root.
         let root = self
             .ns

@@ -342,6 +342,15 @@ pub fn rearm_errors(ns: &Namespace) -> Result<u64, LoadError> {
             ObjState::CleanupPending => Queue::Cleanup,
             ObjState::Done | ObjState::Error => continue,
         };
+        // Attributes as they are now: a file that changed size (or had a
+        // time CLFS cannot hold) since the scan can succeed on retry. An
+        // entry that vanished or changed type keeps its record and fails
+        // again with the cause.
+        if let Ok(md) = std::fs::symlink_metadata(crate::source::scan::as_path(&rec.path)) {
+            if crate::source::scan::ftype_of(&md) == Some(rec.ftype) {
+                crate::source::scan::fill_record(&mut rec, &md);
+            }
+        }
         rec.state = rec.pre_error_state;
         rec.error.clear();
         ns.put_obj(&mut b, &id, &rec)?;

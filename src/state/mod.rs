@@ -369,10 +369,16 @@ impl Namespace {
         let cf = self.cf(keys::CF_QUEUE)?;
         let mut start = vec![q as u8];
         start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        // Bound the iterator to this queue: without the bound, a seek into
+        // an empty queue walks on through the next queue's deleted (popped)
+        // keys, which costs more than the whole load once there are
+        // thousands of them.
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(vec![q as u8 + 1]);
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf_opt(cf, ro, IteratorMode::From(&start, Direction::Forward))
         {
             let (k, _) = item.map_err(|e| self.db_err(e))?;
             let Some((qb, order, id)) = keys::parse_queue_key(&k) else {

@@ -376,6 +376,25 @@ impl BlobStore for LocalStore {
     fn location(&self) -> String {
         self.inner.root.display().to_string()
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        if self.inner.options.durable {
+            return Ok(());
+        }
+        self.blocking(Op::Put, "", |inner| {
+            let dir =
+                fs::File::open(&inner.root).map_err(|e| inner.io(Op::Put, "", &inner.root, e))?;
+            // One syncfs covers every blob written so far and the renames
+            // that named them.
+            // SAFETY: syncfs only reads the descriptor, which `dir` owns
+            // for the duration of the call.
+            if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+                return Err(inner.io(Op::Put, "", &inner.root, io::Error::last_os_error()));
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -232,6 +232,10 @@ impl<S: BlobStore> BlobStore for Retrying<S> {
     fn location(&self) -> String {
         self.inner.location()
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
 }
 
 #[cfg(test)]

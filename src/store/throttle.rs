@@ -151,6 +151,10 @@ impl<S: BlobStore> BlobStore for Throttled<S> {
     fn location(&self) -> String {
         self.inner.location()
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
 }
 
 /// A [`BlobStore`] wrapper allowing at most `n` operations in flight.
@@ -214,6 +218,10 @@ impl<S: BlobStore> BlobStore for Limited<S> {
 
     fn location(&self) -> String {
         self.inner.location()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
     }
 }
 
