@@ -152,8 +152,9 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
         meta.preserve_hardlinks,
         if req.new_session { "new" } else { "resumed" }
     );
+    let mut meta = meta;
     if !req.new_session && req.retry_errors {
-        let n = job::rearm_errors(&ns)?;
+        let n = job::rearm_errors(&ns, &mut meta)?;
         if n > 0 {
             tracing::info!("retrying {n} objects that failed before");
         }

@@ -43,15 +43,18 @@ pub const MAX_SYMLINK: usize = 1023;
 /// Segment uploads in flight per file.
 const SEGMENTS_PER_FILE: usize = 4;
 /// Objects whose state commits wait for one store flush.
-const COMMIT_GROUP: usize = 512;
-/// Longest an acknowledged object waits for its state commit.
-const COMMIT_GROUP_AGE: Duration = Duration::from_millis(250);
+const COMMIT_GROUP: usize = 8192;
+/// Longest an acknowledged object waits for its state commit. A flush of a
+/// local container is a `syncfs`, which waits for the device to flush its
+/// cache: fewer and larger groups are what makes small files fast.
+const COMMIT_GROUP_AGE: Duration = Duration::from_secs(2);
 
 /// State commits of acknowledged objects, waiting for the store flush that
 /// makes their blobs durable (a local directory syncs once per group
 /// instead of once per blob).
 struct PendingCommits {
-    batches: Vec<Batch>,
+    batch: Batch,
+    objects: usize,
     since: Instant,
 }
 
@@ -152,7 +155,8 @@ impl Engine {
             segment_buffers: Semaphore::new(opts.segment_buffers.max(1)),
             cpu: Semaphore::new(cpus.max(2)),
             pending: Mutex::new(PendingCommits {
-                batches: Vec::new(),
+                batch: ns.batch(),
+                objects: 0,
                 since: Instant::now(),
             }),
             source_root_typed: hex::decode(&meta.source_root_hex).unwrap_or_default(),
@@ -214,21 +218,35 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits `b` (the new state of objects whose blobs the store
-    /// acknowledged) once a store flush has made those blobs durable, so the
-    /// state never runs ahead of the container. Commits are grouped: a kill
-    /// loses at most one group, whose objects are written again on resume.
-    async fn commit_after_flush(&self, b: Batch) -> Result<(), LoadError> {
+    /// Records the new state of an object whose blobs the store
+    /// acknowledged (`build` adds it to a batch) once a store flush has made
+    /// those blobs durable, so the state never runs ahead of the container.
+    /// For a store that needs flushing, objects are grouped into one batch
+    /// and one flush: a kill loses at most one group (two seconds of work),
+    /// whose objects are written again on resume.
+    async fn commit_after_flush(
+        &self,
+        build: impl FnOnce(&mut Batch) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
+        if !self.store.needs_flush() {
+            // Puts are durable when they return: commit now.
+            let mut b = self.ns.batch();
+            build(&mut b)?;
+            self.ns.commit(b)?;
+            return Ok(());
+        }
         let group = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if p.batches.is_empty() {
+            if p.objects == 0 {
                 p.since = Instant::now();
             }
-            p.batches.push(b);
-            if p.batches.len() < COMMIT_GROUP && p.since.elapsed() < COMMIT_GROUP_AGE {
+            build(&mut p.batch)?;
+            p.objects += 1;
+            if p.objects < COMMIT_GROUP && p.since.elapsed() < COMMIT_GROUP_AGE {
                 return Ok(());
             }
-            std::mem::take(&mut p.batches)
+            p.objects = 0;
+            std::mem::replace(&mut p.batch, self.ns.batch())
         };
         self.commit_group(group).await
     }
@@ -237,19 +255,18 @@ impl Engine {
     async fn flush_commits(&self) -> Result<(), LoadError> {
         let group = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut p.batches)
+            if p.objects == 0 {
+                return Ok(());
+            }
+            p.objects = 0;
+            std::mem::replace(&mut p.batch, self.ns.batch())
         };
         self.commit_group(group).await
     }
 
-    async fn commit_group(&self, group: Vec<Batch>) -> Result<(), LoadError> {
-        if group.is_empty() {
-            return Ok(());
-        }
+    async fn commit_group(&self, group: Batch) -> Result<(), LoadError> {
         self.store.flush().await?;
-        for b in group {
-            self.ns.commit(b)?;
-        }
+        self.ns.commit(group)?;
         Ok(())
     }
 
@@ -372,11 +389,19 @@ impl Engine {
         let mut inflight = FuturesUnordered::new();
         let (mut scan_cursor, mut write_cursor) = (0u64, 0u64);
         let (mut scans, mut writes) = (0usize, 0usize);
+        // Queries of the queues (a database iterator each) only when they
+        // may hold something new: after a scan finished (it queues
+        // directories and objects), or when the last query filled every
+        // free slot. Writes are claimed in batches of an eighth of the slots.
+        let (mut scan_more, mut write_more) = (true, true);
+        let write_batch = (self.opts.write_workers / 8).max(1);
         loop {
             if !self.too_many_errors() {
                 let room = self.opts.scan_workers.saturating_sub(scans);
-                if room > 0 {
-                    for (order, id) in self.ns.queue_items(Queue::Scan, scan_cursor, room)? {
+                if room > 0 && scan_more {
+                    let items = self.ns.queue_items(Queue::Scan, scan_cursor, room)?;
+                    scan_more = items.len() == room;
+                    for (order, id) in items {
                         scan_cursor = order;
                         scans += 1;
                         let me = Arc::clone(self);
@@ -386,8 +411,10 @@ impl Engine {
                     }
                 }
                 let room = self.opts.write_workers.saturating_sub(writes);
-                if room > 0 {
-                    for (order, id) in self.ns.queue_items(Queue::Write, write_cursor, room)? {
+                if room > 0 && write_more && (room >= write_batch || writes == 0) {
+                    let items = self.ns.queue_items(Queue::Write, write_cursor, room)?;
+                    write_more = items.len() == room;
+                    for (order, id) in items {
                         write_cursor = order;
                         writes += 1;
                         let me = Arc::clone(self);
@@ -403,7 +430,11 @@ impl Engine {
             let (kind, res) =
                 done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))?;
             match kind {
-                Kind::Scan => scans -= 1,
+                Kind::Scan => {
+                    scans -= 1;
+                    scan_more = true;
+                    write_more = true;
+                }
                 Kind::Write => writes -= 1,
             }
             res?;
@@ -596,7 +627,6 @@ impl Engine {
             Err(why) => self.fail(&id, rec, Queue::Write, order, why),
             Ok(size) => {
                 let mut rec = rec;
-                let mut b = self.ns.batch();
                 if rec.ftype == Ftype::Reg {
                     rec.size = size;
                     self.stats.bytes.fetch_add(size, Ordering::Relaxed);
@@ -604,16 +634,21 @@ impl Engine {
                 if provisional {
                     rec.state = ObjState::InodePending;
                     rec.reconcile_vers += 1;
-                    self.ns.push(&mut b, Queue::Reconcile, &id)?;
                 } else {
                     rec.state = ObjState::Done;
                 }
-                if rec.is_dir() {
-                    self.ns.delete_dirents(&mut b, &id)?;
-                }
-                self.ns.put_obj(&mut b, &id, &rec)?;
-                self.ns.pop(&mut b, Queue::Write, order, &id)?;
-                self.commit_after_flush(b).await?;
+                self.commit_after_flush(|b| {
+                    if provisional {
+                        self.ns.push(b, Queue::Reconcile, &id)?;
+                    }
+                    if rec.is_dir() {
+                        self.ns.delete_dirents(b, &id)?;
+                    }
+                    self.ns.put_obj(b, &id, &rec)?;
+                    self.ns.pop(b, Queue::Write, order, &id)?;
+                    Ok(())
+                })
+                .await?;
                 self.stats.written.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -923,11 +958,13 @@ impl Engine {
             Err(why) => self.fail(&id, rec, Queue::Reconcile, order, why),
             Ok(()) => {
                 rec.state = ObjState::CleanupPending;
-                let mut b = self.ns.batch();
-                self.ns.put_obj(&mut b, &id, &rec)?;
-                self.ns.pop(&mut b, Queue::Reconcile, order, &id)?;
-                self.ns.push(&mut b, Queue::Cleanup, &id)?;
-                self.commit_after_flush(b).await?;
+                self.commit_after_flush(|b| {
+                    self.ns.put_obj(b, &id, &rec)?;
+                    self.ns.pop(b, Queue::Reconcile, order, &id)?;
+                    self.ns.push(b, Queue::Cleanup, &id)?;
+                    Ok(())
+                })
+                .await?;
                 Ok(())
             }
         }
@@ -986,10 +1023,12 @@ impl Engine {
             Err(e) => tracing::warn!("cleanup of {id}: cannot list: {e}"),
         }
         rec.state = ObjState::Done;
-        let mut b = self.ns.batch();
-        self.ns.put_obj(&mut b, &id, &rec)?;
-        self.ns.pop(&mut b, Queue::Cleanup, order, &id)?;
-        self.commit_after_flush(b).await?;
+        self.commit_after_flush(|b| {
+            self.ns.put_obj(b, &id, &rec)?;
+            self.ns.pop(b, Queue::Cleanup, order, &id)?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 

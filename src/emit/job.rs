@@ -324,8 +324,11 @@ pub async fn check_bucket(store: &Arc<dyn BlobStore>) -> Result<Vec<(String, Str
 }
 
 /// Re-arms objects in error (`--retry-errors`): back into the queue of the
-/// work they failed in.
-pub fn rearm_errors(ns: &Namespace) -> Result<u64, LoadError> {
+/// work they failed in. A load that had got past the transfer (or had
+/// finished, with errors) goes back to the transfer phase, recorded in
+/// `meta`, so that the retried objects are written, the later phases run
+/// again for them and the root is published again.
+pub fn rearm_errors(ns: &Namespace, meta: &mut Meta) -> Result<u64, LoadError> {
     let mut failed = Vec::new();
     ns.for_each_obj(|id, rec| {
         if rec.state == ObjState::Error {
@@ -356,6 +359,10 @@ pub fn rearm_errors(ns: &Namespace) -> Result<u64, LoadError> {
         ns.put_obj(&mut b, &id, &rec)?;
         ns.push(&mut b, q, &id)?;
         ns.commit(b)?;
+    }
+    if n > 0 && !matches!(meta.phase, Phase::Init | Phase::Transfer) {
+        meta.phase = Phase::Transfer;
+        ns.put_meta(meta)?;
     }
     Ok(n)
 }

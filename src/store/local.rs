@@ -201,6 +201,13 @@ impl Inner {
 
     fn put(&self, name: &BlobName, data: &[u8]) -> Result<(), StoreError> {
         let final_path = self.path_of(name)?;
+        // A new blob: written into an unnamed file, then linked under its
+        // name (one directory operation instead of create + rename).
+        match self.put_new_unnamed(&final_path, data) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(self.io(Op::Put, name.as_str(), &final_path, e)),
+        }
         let temp_dir = self.root.join(TEMP_DIR);
         let temp_path = temp_dir.join(format!("{:016x}", rand::random::<u64>()));
         let err = |path: &Path, e| self.io(Op::Put, name.as_str(), path, e);
@@ -324,6 +331,68 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Writes `data` to an `O_TMPFILE` in the container folder and links it
+    /// as `final_path`, which must not exist yet. `Ok(false)` when this way
+    /// is not available (the name exists: an overwrite; the file system has
+    /// no `O_TMPFILE`; `/proc` is missing) and the caller must use a named
+    /// temporary file. Atomic like the rename: the name appears only when
+    /// the body is complete.
+    fn put_new_unnamed(&self, final_path: &Path, data: &[u8]) -> io::Result<bool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let unsupported = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+            )
+        };
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&self.root)
+        {
+            Ok(f) => f,
+            Err(e) if unsupported(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        file.write_all(data)?;
+        if self.options.durable {
+            file.sync_data()?;
+        }
+        let fd_path = std::ffi::CString::new(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .map_err(io::Error::other)?;
+        let target = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+            final_path.as_os_str(),
+        ))
+        .map_err(io::Error::other)?;
+        // SAFETY: two valid C strings; linkat only reads them.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                fd_path.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOENT)) {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        if self.options.durable {
+            fs::File::open(&self.root).and_then(|d| d.sync_all())?;
+        }
+        Ok(true)
+    }
+}
+
 fn create_new(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
@@ -375,6 +444,10 @@ impl BlobStore for LocalStore {
 
     fn location(&self) -> String {
         self.inner.root.display().to_string()
+    }
+
+    fn needs_flush(&self) -> bool {
+        !self.inner.options.durable
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -477,6 +477,12 @@ pub trait BlobStore: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Whether [`BlobStore::flush`] does anything: a caller that orders its
+    /// own records after durable puts need not wait for it otherwise.
+    fn needs_flush(&self) -> bool {
+        false
+    }
+
     /// Whether the blob exists.
     async fn exists(&self, name: &BlobName) -> Result<bool, StoreError> {
         Ok(self.head(name).await?.is_some())
@@ -560,6 +566,9 @@ macro_rules! forward_blob_store {
             }
             async fn flush(&self) -> Result<(), StoreError> {
                 (**self).flush().await
+            }
+            fn needs_flush(&self) -> bool {
+                (**self).needs_flush()
             }
             async fn exists(&self, name: &BlobName) -> Result<bool, StoreError> {
                 (**self).exists(name).await

@@ -236,6 +236,10 @@ impl<S: BlobStore> BlobStore for Retrying<S> {
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
     }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
+    }
 }
 
 #[cfg(test)]

@@ -155,6 +155,10 @@ impl<S: BlobStore> BlobStore for Throttled<S> {
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
     }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
+    }
 }
 
 /// A [`BlobStore`] wrapper allowing at most `n` operations in flight.
@@ -222,6 +226,10 @@ impl<S: BlobStore> BlobStore for Limited<S> {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
     }
 }
 
