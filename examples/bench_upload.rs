@@ -3,13 +3,15 @@
 //! something to be compared with.
 //!
 //! ```text
-//! bench_upload copy   SRC DST [--concurrency N]   # plain concurrent copy
+//! bench_upload copy   SRC DST [--concurrency N] [--sync]  # plain concurrent copy
 //! bench_upload create URL                         # create an Azure container
 //! bench_upload put    SRC URL [--concurrency N]   # plain concurrent Put Blob
 //! ```
 //!
 //! `copy` copies every regular file under SRC into DST (one flat folder,
-//! names from the relative path), N files at once. `put` sends every
+//! names from the relative path), N files at once; with `--sync` it then
+//! syncs DST's file system (`syncfs`), as a load into a local container
+//! does before it publishes the root. `put` sends every
 //! regular file under SRC as one Put Blob (named by its relative path)
 //! through the bare Azure backend, no retry or rate layers, N requests in
 //! flight; a file larger than 8 MiB goes as 8 MiB blobs, the piece size the
@@ -72,7 +74,7 @@ fn azure(url: &str, concurrency: usize) -> Result<AzureStore, BoxError> {
     )?)
 }
 
-async fn copy(src: &Path, dst: &Path, concurrency: usize) -> Result<(), BoxError> {
+async fn copy(src: &Path, dst: &Path, concurrency: usize, sync: bool) -> Result<(), BoxError> {
     std::fs::create_dir_all(dst)?;
     let files = files_under(src)?;
     futures::stream::iter(files)
@@ -87,7 +89,15 @@ async fn copy(src: &Path, dst: &Path, concurrency: usize) -> Result<(), BoxError
         })
         .buffer_unordered(concurrency)
         .try_for_each(|_| async { Ok(()) })
-        .await
+        .await?;
+    if sync {
+        let dir = std::fs::File::open(dst)?;
+        // SAFETY: syncfs only reads the descriptor `dir` owns.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    Ok(())
 }
 
 async fn put(src: &Path, url: &str, concurrency: usize) -> Result<(), BoxError> {
@@ -140,9 +150,16 @@ fn main() -> Result<(), BoxError> {
             .ok_or("--concurrency needs a number")?;
         args.drain(i..i + 2);
     }
+    let sync = match args.iter().position(|a| a == "--sync") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["copy", src, dst] => rt.block_on(copy(Path::new(src), Path::new(dst), concurrency)),
+        ["copy", src, dst] => rt.block_on(copy(Path::new(src), Path::new(dst), concurrency, sync)),
         ["create", url] => rt.block_on(async {
             azure(url, 1)?.create_container().await?;
             Ok(())
