@@ -177,7 +177,7 @@ fn compare(fixture: &str, compression: &str) {
     rt.block_on(async {
         let mine = Inodes::open(open_local(&container)).await;
         let theirs = Inodes::open(open_local(&reference_dir.join("blobs"))).await;
-        let mut compared = 0;
+        let (mut compared, mut bytes) = (0, 0usize);
         for (path, rec) in &reference.records {
             let o = rec.as_object().expect("record object");
             let hardlinked = o.contains_key("hardlink_group");
@@ -218,9 +218,12 @@ fn compare(fixture: &str, compression: &str) {
                 }
             }
             compared += 1;
+            bytes += na.iter().map(Vec::len).sum::<usize>();
         }
         assert_eq!(compared, reference.records.len());
         assert!(compared > 1000, "{fixture}: only {compared} paths compared");
+        // Attributes, block maps, names and inline data of 1,270 inodes.
+        assert!(bytes > 300_000, "{fixture}: only {bytes} bytes compared");
     });
 }
 
