@@ -1,10 +1,12 @@
 //! A directory used as a container: one regular file per blob, named by the
 //! blob name.
 //!
-//! Puts are atomic: the body goes to a temporary file in the subdirectory
-//! [`TEMP_DIR`] of the container (same file system), is flushed, and is
-//! renamed over the final name, so a crash leaves either the old blob, the new
-//! one, or an unlisted temporary file, never half a blob. With
+//! Puts are atomic: a new blob's body goes to an unnamed `O_TMPFILE` in the
+//! container folder and is linked under its name when complete; an
+//! overwrite (or a file system without `O_TMPFILE`) writes a temporary file
+//! in the subdirectory [`TEMP_DIR`] of the container (same file system) and
+//! renames it over the final name. A crash leaves either the old blob, the
+//! new one, or an unlisted temporary file, never half a blob. With
 //! [`LocalOptions::durable`] (the default) the file and the directory are
 //! fsynced before a put returns.
 //!
@@ -486,6 +488,17 @@ mod tests {
             .put(&name("a"), Bytes::from_static(b"x"))
             .await
             .unwrap();
+        // A new blob goes through an unnamed file: no temporary folder.
+        assert!(!dir.path().join(TEMP_DIR).exists());
+        // An overwrite goes through a named temporary file.
+        store
+            .put(&name("a"), Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&name("a")).await.unwrap(),
+            Bytes::from_static(b"y")
+        );
         // A leftover of a crashed put, and a foreign subdirectory.
         fs::write(dir.path().join(TEMP_DIR).join("0123"), b"half").unwrap();
         fs::create_dir(dir.path().join("adir")).unwrap();
