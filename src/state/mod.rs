@@ -164,6 +164,10 @@ impl Namespace {
         // gets its own, which full scans fill: 150 MiB at 200,000 files).
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_block_cache(cache);
+        // Index blocks count against that cache too (held apart, they grow
+        // with the number of table files, i.e. with the tree).
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         o.set_block_based_table_factory(&table);
         o.create_if_missing(true);
         o.create_missing_column_families(true);
