@@ -109,7 +109,10 @@ pub fn run(kind: LoadKind, level: LogLevel) -> anyhow::Result<ExitCode> {
 }
 
 async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
-    let opts = store_options(args.concurrency, args.cap_mbps)?;
+    let mut opts = store_options(args.concurrency, args.cap_mbps)?;
+    // A local container is not fsynced blob by blob: the engine flushes it
+    // before each group of state commits and each phase.
+    opts.local_durable = false;
     // Check the source before anything is created.
     job::check_source(&args.source)?;
     // A local container is a directory: a new load may create it.
@@ -139,8 +142,9 @@ async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
         meta.preserve_hardlinks,
         if req.new_session { "new" } else { "resumed" }
     );
+    let mut meta = meta;
     if !req.new_session && req.retry_errors {
-        let n = job::rearm_errors(&ns)?;
+        let n = job::rearm_errors(&ns, &mut meta)?;
         if n > 0 {
             tracing::info!("retrying {n} objects that failed before");
         }

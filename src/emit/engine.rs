@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -24,7 +25,7 @@ use crate::clfs::id::{FilehandleMaker, Ftype, ObjectId, INODE_INPROGRESS, ROOT};
 use crate::clfs::name::{self, BlobName, FIRST_VERSION};
 use crate::clfs::object::{Bucket, Inode, InodeBody, Object};
 use crate::source::scan;
-use crate::state::{Meta, Namespace, ObjRecord, ObjState, Phase, Queue};
+use crate::state::{Batch, Meta, Namespace, ObjRecord, ObjState, Phase, Queue};
 use crate::store::{self, BlobStore, StoreError};
 
 use super::build::{self, IdDeriver, LoadIds};
@@ -36,6 +37,21 @@ use super::LoadError;
 /// Most back-pointers one inode may have (spec §5.6).
 pub const MAX_BACKPOINTERS: u32 = 1023;
 pub use super::build::MAX_SYMLINK;
+/// Objects whose state commits wait for one store flush.
+const COMMIT_GROUP: usize = 8192;
+/// Longest an acknowledged object waits for its state commit. A flush of a
+/// local container is a `syncfs`, which waits for the device to flush its
+/// cache: fewer and larger groups are what makes small files fast.
+const COMMIT_GROUP_AGE: Duration = Duration::from_secs(2);
+
+/// State commits of acknowledged objects, waiting for the store flush that
+/// makes their blobs durable (a local directory syncs once per group
+/// instead of once per blob).
+struct PendingCommits {
+    batch: Batch,
+    objects: usize,
+    since: Instant,
+}
 
 /// Tuning of a run.
 #[derive(Debug, Clone)]
@@ -88,6 +104,7 @@ pub struct Engine {
     /// hard-link matching and queue order.
     scan_commit: Mutex<FilehandleMaker>,
     writer: Writer,
+    pending: Mutex<PendingCommits>,
     source_root_typed: Vec<u8>,
     state_path: PathBuf,
 }
@@ -131,6 +148,11 @@ impl Engine {
                 compression,
                 opts.segment_buffers,
             ),
+            pending: Mutex::new(PendingCommits {
+                batch: ns.batch(),
+                objects: 0,
+                since: Instant::now(),
+            }),
             source_root_typed: hex::decode(&meta.source_root_hex).unwrap_or_default(),
             meta: Mutex::new(meta),
             ns,
@@ -153,6 +175,13 @@ impl Engine {
         self.stats.set_phase(p);
         tracing::info!("phase {}", p.label());
         Ok(())
+    }
+
+    /// Makes the container durable up to here, then records the phase.
+    async fn advance(&self, p: Phase) -> Result<(), LoadError> {
+        self.flush_commits().await?;
+        self.store.flush().await?;
+        self.set_phase(p)
     }
 
     fn too_many_errors(&self) -> bool {
@@ -183,6 +212,58 @@ impl Engine {
         Ok(())
     }
 
+    /// Records the new state of an object whose blobs the store
+    /// acknowledged (`build` adds it to a batch) once a store flush has made
+    /// those blobs durable, so the state never runs ahead of the container.
+    /// For a store that needs flushing, objects are grouped into one batch
+    /// and one flush: a kill loses at most one group (two seconds of work),
+    /// whose objects are written again on resume.
+    async fn commit_after_flush(
+        &self,
+        build: impl FnOnce(&mut Batch) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
+        if !self.store.needs_flush() {
+            // Puts are durable when they return: commit now.
+            let mut b = self.ns.batch();
+            build(&mut b)?;
+            self.ns.commit(b)?;
+            return Ok(());
+        }
+        let group = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.objects == 0 {
+                p.since = Instant::now();
+            }
+            build(&mut p.batch)?;
+            p.objects += 1;
+            if p.objects < COMMIT_GROUP && p.since.elapsed() < COMMIT_GROUP_AGE {
+                return Ok(());
+            }
+            p.objects = 0;
+            std::mem::replace(&mut p.batch, self.ns.batch())
+        };
+        self.commit_group(group).await
+    }
+
+    /// Flushes the store, then commits every pending state change.
+    async fn flush_commits(&self) -> Result<(), LoadError> {
+        let group = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.objects == 0 {
+                return Ok(());
+            }
+            p.objects = 0;
+            std::mem::replace(&mut p.batch, self.ns.batch())
+        };
+        self.commit_group(group).await
+    }
+
+    async fn commit_group(&self, group: Batch) -> Result<(), LoadError> {
+        self.store.flush().await?;
+        self.ns.commit(group)?;
+        Ok(())
+    }
+
     async fn put(&self, name: &BlobName, body: Vec<u8>) -> Result<(), StoreError> {
         self.writer.put(name, body).await
     }
@@ -203,7 +284,7 @@ impl Engine {
         }
         if phase == Phase::Init {
             self.write_bucket().await?;
-            self.set_phase(Phase::Transfer)?;
+            self.advance(Phase::Transfer).await?;
             phase = Phase::Transfer;
         }
         self.stats.set_phase(phase);
@@ -220,22 +301,22 @@ impl Engine {
                     )));
                 }
             }
-            self.set_phase(Phase::Reconcile)?;
+            self.advance(Phase::Reconcile).await?;
             phase = Phase::Reconcile;
         }
         if phase == Phase::Reconcile {
             if let Some(why) = self.drain(Queue::Reconcile).await? {
                 return Ok(Outcome::Aborted(why));
             }
-            self.set_phase(Phase::Cleanup)?;
+            self.advance(Phase::Cleanup).await?;
             phase = Phase::Cleanup;
         }
         if phase == Phase::Cleanup {
             self.drain(Queue::Cleanup).await?;
-            self.set_phase(Phase::Finalize)?;
+            self.advance(Phase::Finalize).await?;
         }
         let errors = self.finalize().await?;
-        self.set_phase(Phase::Done)?;
+        self.advance(Phase::Done).await?;
         self.ns.sync()?;
         Ok(if errors == 0 {
             Outcome::Complete
@@ -282,11 +363,19 @@ impl Engine {
         let mut inflight = FuturesUnordered::new();
         let (mut scan_cursor, mut write_cursor) = (0u64, 0u64);
         let (mut scans, mut writes) = (0usize, 0usize);
+        // Queries of the queues (a database iterator each) only when they
+        // may hold something new: after a scan finished (it queues
+        // directories and objects), or when the last query filled every
+        // free slot. Writes are claimed in batches of an eighth of the slots.
+        let (mut scan_more, mut write_more) = (true, true);
+        let write_batch = (self.opts.write_workers / 8).max(1);
         loop {
             if !self.too_many_errors() {
                 let room = self.opts.scan_workers.saturating_sub(scans);
-                if room > 0 {
-                    for (order, id) in self.ns.queue_items(Queue::Scan, scan_cursor, room)? {
+                if room > 0 && scan_more {
+                    let items = self.ns.queue_items(Queue::Scan, scan_cursor, room)?;
+                    scan_more = items.len() == room;
+                    for (order, id) in items {
                         scan_cursor = order;
                         scans += 1;
                         let me = Arc::clone(self);
@@ -296,8 +385,10 @@ impl Engine {
                     }
                 }
                 let room = self.opts.write_workers.saturating_sub(writes);
-                if room > 0 {
-                    for (order, id) in self.ns.queue_items(Queue::Write, write_cursor, room)? {
+                if room > 0 && write_more && (room >= write_batch || writes == 0) {
+                    let items = self.ns.queue_items(Queue::Write, write_cursor, room)?;
+                    write_more = items.len() == room;
+                    for (order, id) in items {
                         write_cursor = order;
                         writes += 1;
                         let me = Arc::clone(self);
@@ -313,11 +404,16 @@ impl Engine {
             let (kind, res) =
                 done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))?;
             match kind {
-                Kind::Scan => scans -= 1,
+                Kind::Scan => {
+                    scans -= 1;
+                    scan_more = true;
+                    write_more = true;
+                }
                 Kind::Write => writes -= 1,
             }
             res?;
         }
+        self.flush_commits().await?;
         Ok(self.stop_reason())
     }
 
@@ -505,7 +601,6 @@ impl Engine {
             Err(why) => self.fail(&id, rec, Queue::Write, order, why),
             Ok(size) => {
                 let mut rec = rec;
-                let mut b = self.ns.batch();
                 if rec.ftype == Ftype::Reg {
                     rec.size = size;
                     self.stats.bytes.fetch_add(size, Ordering::Relaxed);
@@ -513,16 +608,21 @@ impl Engine {
                 if provisional {
                     rec.state = ObjState::InodePending;
                     rec.reconcile_vers += 1;
-                    self.ns.push(&mut b, Queue::Reconcile, &id)?;
                 } else {
                     rec.state = ObjState::Done;
                 }
-                if rec.is_dir() {
-                    self.ns.delete_dirents(&mut b, &id)?;
-                }
-                self.ns.put_obj(&mut b, &id, &rec)?;
-                self.ns.pop(&mut b, Queue::Write, order, &id)?;
-                self.ns.commit(b)?;
+                self.commit_after_flush(|b| {
+                    if provisional {
+                        self.ns.push(b, Queue::Reconcile, &id)?;
+                    }
+                    if rec.is_dir() {
+                        self.ns.delete_dirents(b, &id)?;
+                    }
+                    self.ns.put_obj(b, &id, &rec)?;
+                    self.ns.pop(b, Queue::Write, order, &id)?;
+                    Ok(())
+                })
+                .await?;
                 self.stats.written.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -658,6 +758,7 @@ impl Engine {
             };
             done.map_err(|e| LoadError::Fatal(format!("a worker task failed: {e}")))??;
         }
+        self.flush_commits().await?;
         Ok(self.stop_reason())
     }
 
@@ -707,11 +808,13 @@ impl Engine {
             Err(why) => self.fail(&id, rec, Queue::Reconcile, order, why),
             Ok(()) => {
                 rec.state = ObjState::CleanupPending;
-                let mut b = self.ns.batch();
-                self.ns.put_obj(&mut b, &id, &rec)?;
-                self.ns.pop(&mut b, Queue::Reconcile, order, &id)?;
-                self.ns.push(&mut b, Queue::Cleanup, &id)?;
-                self.ns.commit(b)?;
+                self.commit_after_flush(|b| {
+                    self.ns.put_obj(b, &id, &rec)?;
+                    self.ns.pop(b, Queue::Reconcile, order, &id)?;
+                    self.ns.push(b, Queue::Cleanup, &id)?;
+                    Ok(())
+                })
+                .await?;
                 Ok(())
             }
         }
@@ -770,10 +873,12 @@ impl Engine {
             Err(e) => tracing::warn!("cleanup of {id}: cannot list: {e}"),
         }
         rec.state = ObjState::Done;
-        let mut b = self.ns.batch();
-        self.ns.put_obj(&mut b, &id, &rec)?;
-        self.ns.pop(&mut b, Queue::Cleanup, order, &id)?;
-        self.ns.commit(b)?;
+        self.commit_after_flush(|b| {
+            self.ns.put_obj(b, &id, &rec)?;
+            self.ns.pop(b, Queue::Cleanup, order, &id)?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -846,6 +951,8 @@ impl Engine {
             Object::Bucket(Bucket { attrs }).encode_body(self.compression)?,
         )
         .await?;
+        // Everything else is durable before the root makes it visible.
+        self.store.flush().await?;
         // Publish the root.
         let root = self
             .ns

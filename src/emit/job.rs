@@ -324,8 +324,11 @@ pub async fn check_bucket(store: &Arc<dyn BlobStore>) -> Result<Vec<(String, Str
 }
 
 /// Re-arms objects in error (`--retry-errors`): back into the queue of the
-/// work they failed in.
-pub fn rearm_errors(ns: &Namespace) -> Result<u64, LoadError> {
+/// work they failed in. A load that had got past the transfer (or had
+/// finished, with errors) goes back to the transfer phase, recorded in
+/// `meta`, so that the retried objects are written, the later phases run
+/// again for them and the root is published again.
+pub fn rearm_errors(ns: &Namespace, meta: &mut Meta) -> Result<u64, LoadError> {
     let mut failed = Vec::new();
     ns.for_each_obj(|id, rec| {
         if rec.state == ObjState::Error {
@@ -342,11 +345,24 @@ pub fn rearm_errors(ns: &Namespace) -> Result<u64, LoadError> {
             ObjState::CleanupPending => Queue::Cleanup,
             ObjState::Done | ObjState::Error => continue,
         };
+        // Attributes as they are now: a file that changed size (or had a
+        // time CLFS cannot hold) since the scan can succeed on retry. An
+        // entry that vanished or changed type keeps its record and fails
+        // again with the cause.
+        if let Ok(md) = std::fs::symlink_metadata(crate::source::scan::as_path(&rec.path)) {
+            if crate::source::scan::ftype_of(&md) == Some(rec.ftype) {
+                crate::source::scan::fill_record(&mut rec, &md);
+            }
+        }
         rec.state = rec.pre_error_state;
         rec.error.clear();
         ns.put_obj(&mut b, &id, &rec)?;
         ns.push(&mut b, q, &id)?;
         ns.commit(b)?;
+    }
+    if n > 0 && !matches!(meta.phase, Phase::Init | Phase::Transfer) {
+        meta.phase = Phase::Transfer;
+        ns.put_meta(meta)?;
     }
     Ok(n)
 }

@@ -144,7 +144,7 @@ impl Writer {
         let cpu = self.cpu.acquire().await.map_err(|e| e.to_string())?;
         let p2 = path.to_path_buf();
         let (mut file, first) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut f = scan::open_noatime(&p2)?;
+            let mut f = scan::open_regular(&p2)?;
             let mut first = vec![0u8; want(0, layout::FIRST_SEGMENT_BYTES)];
             let n = scan::read_full(&mut f, &mut first)?;
             first.truncate(n);

@@ -95,19 +95,43 @@ pub fn as_path(p: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(p))
 }
 
-/// Opens a file for reading without updating its access time (so a load
-/// leaves the source's atimes as they were); falls back to a plain open
-/// where `O_NOATIME` is not allowed (files of other users, when not root).
-pub fn open_noatime(path: &Path) -> io::Result<File> {
+/// Opens a regular file for reading without updating its access time (so
+/// a load leaves the source's atimes as they were); falls back to a plain
+/// open where `O_NOATIME` is not allowed (files of other users, when not
+/// root). The open never blocks and never follows a symlink, and what was
+/// opened must still be a regular file: a file replaced by a fifo, a
+/// socket, a device or a symlink since the scan is an error, not a hang.
+pub fn open_regular(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        r => r,
+    let open = |extra: libc::c_int| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | extra)
+            .open(path)
+    };
+    let f = match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::other(
+                "it is now a symlink, no longer a regular file",
+            ))
+        }
+        r => r?,
+    };
+    let md = f.metadata()?;
+    if !md.is_file() {
+        let now = ftype_of(&md).map_or("of a type CLFS cannot hold", |t| match t {
+            Ftype::Dir => "a directory",
+            Ftype::Blk | Ftype::Chr => "a device",
+            Ftype::Sock => "a socket",
+            Ftype::Fifo => "a fifo",
+            _ => "something else",
+        });
+        return Err(io::Error::other(format!(
+            "it is now {now}, no longer a regular file"
+        )));
     }
+    Ok(f)
 }
 
 /// Reads until `buf` is full or end of file; returns the bytes read.

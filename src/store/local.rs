@@ -1,10 +1,12 @@
 //! A directory used as a container: one regular file per blob, named by the
 //! blob name.
 //!
-//! Puts are atomic: the body goes to a temporary file in the subdirectory
-//! [`TEMP_DIR`] of the container (same file system), is flushed, and is
-//! renamed over the final name, so a crash leaves either the old blob, the new
-//! one, or an unlisted temporary file, never half a blob. With
+//! Puts are atomic: a new blob's body goes to an unnamed `O_TMPFILE` in the
+//! container folder and is linked under its name when complete; an
+//! overwrite (or a file system without `O_TMPFILE`) writes a temporary file
+//! in the subdirectory [`TEMP_DIR`] of the container (same file system) and
+//! renames it over the final name. A crash leaves either the old blob, the
+//! new one, or an unlisted temporary file, never half a blob. With
 //! [`LocalOptions::durable`] (the default) the file and the directory are
 //! fsynced before a put returns.
 //!
@@ -220,6 +222,13 @@ impl Inner {
 
     fn put(&self, name: &BlobName, data: &[u8]) -> Result<(), StoreError> {
         let final_path = self.path_of(name)?;
+        // A new blob: written into an unnamed file, then linked under its
+        // name (one directory operation instead of create + rename).
+        match self.put_new_unnamed(&final_path, data) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(self.io(Op::Put, name.as_str(), &final_path, e)),
+        }
         let temp_dir = self.root.join(TEMP_DIR);
         let temp_path = temp_dir.join(format!("{:016x}", rand::random::<u64>()));
         let err = |path: &Path, e| self.io(Op::Put, name.as_str(), path, e);
@@ -384,6 +393,68 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Writes `data` to an `O_TMPFILE` in the container folder and links it
+    /// as `final_path`, which must not exist yet. `Ok(false)` when this way
+    /// is not available (the name exists: an overwrite; the file system has
+    /// no `O_TMPFILE`; `/proc` is missing) and the caller must use a named
+    /// temporary file. Atomic like the rename: the name appears only when
+    /// the body is complete.
+    fn put_new_unnamed(&self, final_path: &Path, data: &[u8]) -> io::Result<bool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let unsupported = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+            )
+        };
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&self.root)
+        {
+            Ok(f) => f,
+            Err(e) if unsupported(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        file.write_all(data)?;
+        if self.options.durable {
+            file.sync_data()?;
+        }
+        let fd_path = std::ffi::CString::new(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .map_err(io::Error::other)?;
+        let target = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+            final_path.as_os_str(),
+        ))
+        .map_err(io::Error::other)?;
+        // SAFETY: two valid C strings; linkat only reads them.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                fd_path.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOENT)) {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        if self.options.durable {
+            fs::File::open(&self.root).and_then(|d| d.sync_all())?;
+        }
+        Ok(true)
+    }
+}
+
 fn create_new(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
@@ -436,6 +507,29 @@ impl BlobStore for LocalStore {
     fn location(&self) -> String {
         self.inner.root.display().to_string()
     }
+
+    fn needs_flush(&self) -> bool {
+        !self.inner.options.durable
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        if self.inner.options.durable {
+            return Ok(());
+        }
+        self.blocking(Op::Put, "", |inner| {
+            let dir =
+                fs::File::open(&inner.root).map_err(|e| inner.io(Op::Put, "", &inner.root, e))?;
+            // One syncfs covers every blob written so far and the renames
+            // that named them.
+            // SAFETY: syncfs only reads the descriptor, which `dir` owns
+            // for the duration of the call.
+            if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+                return Err(inner.io(Op::Put, "", &inner.root, io::Error::last_os_error()));
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -454,6 +548,17 @@ mod tests {
             .put(&name("a"), Bytes::from_static(b"x"))
             .await
             .unwrap();
+        // A new blob goes through an unnamed file: no temporary folder.
+        assert!(!dir.path().join(TEMP_DIR).exists());
+        // An overwrite goes through a named temporary file.
+        store
+            .put(&name("a"), Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&name("a")).await.unwrap(),
+            Bytes::from_static(b"y")
+        );
         // A leftover of a crashed put, and a foreign subdirectory.
         fs::write(dir.path().join(TEMP_DIR).join("0123"), b"half").unwrap();
         fs::create_dir(dir.path().join("adir")).unwrap();

@@ -491,6 +491,20 @@ pub trait BlobStore: fmt::Debug + Send + Sync {
     /// Where the container is, for messages: never contains secrets.
     fn location(&self) -> String;
 
+    /// Makes every put that has returned durable. Stores whose puts are
+    /// durable when they return (Azure, a durable local directory) do
+    /// nothing; a local directory opened without per-put fsync syncs its
+    /// file system.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether [`BlobStore::flush`] does anything: a caller that orders its
+    /// own records after durable puts need not wait for it otherwise.
+    fn needs_flush(&self) -> bool {
+        false
+    }
+
     /// Whether the blob exists.
     async fn exists(&self, name: &BlobName) -> Result<bool, StoreError> {
         Ok(self.head(name).await?.is_some())
@@ -571,6 +585,12 @@ macro_rules! forward_blob_store {
             }
             fn location(&self) -> String {
                 (**self).location()
+            }
+            async fn flush(&self) -> Result<(), StoreError> {
+                (**self).flush().await
+            }
+            fn needs_flush(&self) -> bool {
+                (**self).needs_flush()
             }
             async fn exists(&self, name: &BlobName) -> Result<bool, StoreError> {
                 (**self).exists(name).await

@@ -232,6 +232,14 @@ impl<S: BlobStore> BlobStore for Retrying<S> {
     fn location(&self) -> String {
         self.inner.location()
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
+    }
 }
 
 #[cfg(test)]

@@ -151,6 +151,14 @@ impl<S: BlobStore> BlobStore for Throttled<S> {
     fn location(&self) -> String {
         self.inner.location()
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
+    }
 }
 
 /// A [`BlobStore`] wrapper allowing at most `n` operations in flight.
@@ -214,6 +222,14 @@ impl<S: BlobStore> BlobStore for Limited<S> {
 
     fn location(&self) -> String {
         self.inner.location()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.inner.needs_flush()
     }
 }
 
