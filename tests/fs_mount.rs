@@ -251,7 +251,10 @@ fn posix_operations(opts: &[&str]) {
     let mut buf = [0u8; 16];
     // SAFETY: valid C strings and buffer.
     let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), 16) };
-    assert_eq!(errno_of(rc as libc::c_int), libc::ENODATA);
+    assert_eq!(errno_of(rc as libc::c_int), libc::ENOTSUP);
+    // SAFETY: valid C strings.
+    let rc = unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) };
+    assert_eq!(errno_of(rc), libc::ENOTSUP);
     // SAFETY: valid C string and buffer.
     let rc = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), 16) };
     assert_eq!(rc, 0);

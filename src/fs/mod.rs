@@ -6,8 +6,9 @@
 //! its length and mtime into the record on stat, fsync and close; without
 //! it, `pread`/`pwrite` on a descriptor kept per open handle.
 //!
-//! Extended attributes are refused (CLFS stores none): `setxattr` answers
-//! ENOTSUP, `getxattr` and `removexattr` ENODATA, `listxattr` an empty list.
+//! Extended attributes are refused (CLFS stores none): `setxattr`,
+//! `getxattr` and `removexattr` fail with ENOTSUP, `listxattr` returns an
+//! empty list.
 
 pub mod attr;
 pub mod mount;
@@ -856,7 +857,10 @@ impl Filesystem for StagingFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        reply.error(Errno::from_i32(libc::ENODATA))
+        // "Not implemented": the kernel then stops asking (no more
+        // security.capability lookups on every file's first write, one
+        // round trip per file saved) and answers ENOTSUP itself.
+        reply.error(Errno::from_i32(libc::ENOSYS))
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -868,7 +872,7 @@ impl Filesystem for StagingFs {
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(libc::ENODATA))
+        reply.error(Errno::from_i32(libc::ENOTSUP))
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
