@@ -7,7 +7,7 @@
 use std::fmt;
 
 use super::hash::{fnv1, hash64};
-use super::id::{ObjectId, ROOT};
+use super::id::{Ftype, ObjectId, ROOT};
 
 /// Object type codes of version-2 names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,6 +37,21 @@ pub enum Btype {
     Special = 11,
     /// Defined by CLFS; never written (hard links keep their own type).
     Hlink = 12,
+}
+
+impl From<Ftype> for Btype {
+    /// The inode blob type of a file type.
+    fn from(f: Ftype) -> Self {
+        match f {
+            Ftype::Dir => Btype::Dir,
+            Ftype::Reg => Btype::Reg,
+            Ftype::Lnk => Btype::Lnk,
+            Ftype::Blk => Btype::Blk,
+            Ftype::Chr => Btype::Chr,
+            Ftype::Sock => Btype::Sock,
+            Ftype::Fifo => Btype::Fifo,
+        }
+    }
 }
 
 impl Btype {

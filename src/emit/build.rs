@@ -5,25 +5,12 @@ use sha2::{Digest, Sha256};
 
 use crate::clfs::error::EncodeError;
 use crate::clfs::handle::{Bmap, DataBack, Dirent};
-use crate::clfs::id::{Ftype, ObjectId, ROOT};
+use crate::clfs::id::{ObjectId, ROOT};
 use crate::clfs::layout::{self, BlockMapBuilder, IndirectBlock};
 use crate::clfs::name::{BlobName, Btype};
 use crate::clfs::object::{Bucket, DirSegment, Indirect, Inode, InodeBody, Object};
 use crate::clfs::vattr::{dev_major, dev_minor, ClfsTime, Vattr};
 use crate::state::{ObjRecord, StatTime};
-
-/// The Btype of a source file type.
-pub fn btype_of(f: Ftype) -> Btype {
-    match f {
-        Ftype::Dir => Btype::Dir,
-        Ftype::Reg => Btype::Reg,
-        Ftype::Lnk => Btype::Lnk,
-        Ftype::Blk => Btype::Blk,
-        Ftype::Chr => Btype::Chr,
-        Ftype::Sock => Btype::Sock,
-        Ftype::Fifo => Btype::Fifo,
-    }
-}
 
 /// Per-load constants that go into every VATTR.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +29,7 @@ fn time(t: StatTime) -> Result<ClfsTime, EncodeError> {
 pub fn vattr(rec: &ObjRecord, ids: LoadIds, length: u64, nlink: u32) -> Result<Vattr, EncodeError> {
     Ok(Vattr {
         mode: rec.mode as u16,
-        ftype: btype_of(rec.ftype).code() as u8,
+        ftype: Btype::from(rec.ftype).code() as u8,
         spare: 0,
         flags: 0,
         uid: rec.uid,
@@ -141,14 +128,14 @@ pub fn inode_name(id: &ObjectId, rec: &ObjRecord, provisional: bool) -> BlobName
     } else if provisional {
         BlobName::v2(
             *id,
-            btype_of(rec.ftype),
+            Btype::from(rec.ftype),
             &crate::clfs::id::INODE_INPROGRESS,
             crate::clfs::name::FIRST_VERSION,
         )
     } else {
         BlobName::v2(
             *id,
-            btype_of(rec.ftype),
+            Btype::from(rec.ftype),
             &rec.first_backpointer,
             rec.reconcile_vers,
         )

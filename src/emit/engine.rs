@@ -821,7 +821,7 @@ impl Engine {
     }
 
     async fn reconcile_one(&self, id: &ObjectId, rec: &ObjRecord) -> ObjResult<()> {
-        let btype = build::btype_of(rec.ftype);
+        let btype = name::Btype::from(rec.ftype);
         let provisional = BlobName::v2(*id, btype, &INODE_INPROGRESS, FIRST_VERSION).to_string();
         let (found, body) = self
             .current_blob(id, &provisional)
@@ -855,7 +855,7 @@ impl Engine {
         if id != ROOT {
             let provisional = BlobName::v2(
                 id,
-                build::btype_of(rec.ftype),
+                name::Btype::from(rec.ftype),
                 &INODE_INPROGRESS,
                 FIRST_VERSION,
             );

@@ -138,7 +138,7 @@ fn btype_of(i: &Inode) -> Btype {
     if i.ino == ROOT_INO {
         Btype::Dir
     } else {
-        build::btype_of(i.ftype)
+        Btype::from(i.ftype)
     }
 }
 

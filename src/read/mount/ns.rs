@@ -311,17 +311,10 @@ impl Namespace {
 
     /// The type of the entry `id` (from its filehandle, else its inode).
     pub async fn entry_type(&self, id: &ObjectId, ino: u64) -> Result<Btype, FsError> {
-        let from_handle = id.as_filehandle().and_then(|f| {
-            Some(match Ftype::from_code(f.ftype_code())? {
-                Ftype::Dir => Btype::Dir,
-                Ftype::Reg => Btype::Reg,
-                Ftype::Lnk => Btype::Lnk,
-                Ftype::Blk => Btype::Blk,
-                Ftype::Chr => Btype::Chr,
-                Ftype::Sock => Btype::Sock,
-                Ftype::Fifo => Btype::Fifo,
-            })
-        });
+        let from_handle = id
+            .as_filehandle()
+            .and_then(|f| Ftype::from_code(f.ftype_code()))
+            .map(Btype::from);
         match from_handle {
             Some(b) => Ok(b),
             None => Ok(self.node(ino).await?.btype()),
