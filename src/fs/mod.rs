@@ -154,7 +154,7 @@ impl StagingFs {
         if o.seen == Some(stamp(&md)) {
             return Ok(i);
         }
-        let fresh = self.vol.refresh_from_data(i.ino, &md, false)?;
+        let fresh = self.vol.refresh_from_data(i.ino, &md, true, false)?;
         o.seen = Some(stamp(&md));
         Ok(fresh)
     }
@@ -222,13 +222,14 @@ impl StagingFs {
             if let Some(o) = g.get_mut(&f.ino) {
                 o.handles = o.handles.saturating_sub(1);
                 if o.handles == 0 {
-                    let marked = o.marked;
+                    let (marked, seen) = (o.marked, o.seen);
                     g.remove(&f.ino);
                     let md = f.data.metadata().map_err(|e| VolumeError::Io {
                         path: self.vol.data_path(f.ino),
                         source: e,
                     })?;
-                    match self.vol.refresh_from_data(f.ino, &md, marked) {
+                    let written = seen != Some(stamp(&md));
+                    match self.vol.refresh_from_data(f.ino, &md, written, marked) {
                         Ok(_) | Err(VolumeError::Op(OpError::NotFound)) => {}
                         Err(e) => return Err(e),
                     }

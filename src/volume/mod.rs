@@ -32,10 +32,11 @@
 //!
 //! When the kernel writes a data file directly (FUSE passthrough), the
 //! filesystem marks the inode open for writing ([`Volume::mark_open`]) and
-//! copies the data file's length and mtime into the record with
-//! [`Volume::refresh_from_data`] (on stat, fsync and close). After a crash
-//! [`Volume::open`] does that for every inode still marked, so a record's
-//! size always matches its data file once the volume is open.
+//! copies the data file's length into the record, with new times, when it
+//! sees the data file change ([`Volume::refresh_from_data`], on stat,
+//! fsync and close). After a crash [`Volume::open`] does that for every
+//! inode still marked, so a record's size always matches its data file
+//! once the volume is open.
 //!
 //! # Operations and durability
 //!
@@ -858,7 +859,7 @@ impl Volume {
         }
         for ino in inos {
             let refreshed = match std::fs::metadata(self.data_path(ino)) {
-                Ok(md) => match self.refresh_from_data(ino, &md, true) {
+                Ok(md) => match self.refresh_from_data(ino, &md, true, true) {
                     Ok(_) => true,
                     // Gone or not a regular file: only the mark is left.
                     Err(VolumeError::Op(_)) => false,

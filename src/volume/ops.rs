@@ -731,50 +731,47 @@ impl Volume {
     }
 
     /// Copies the state of regular file `ino`'s data file (`md`, from
-    /// stat) into its record when the file was written behind the volume's
-    /// back: size = data length; if the data file's mtime is later than the
-    /// record's ctime, mtime = ctime = that mtime. `unmark` also removes the
-    /// open-for-writing mark. Returns the (possibly unchanged) record.
+    /// stat) into its record when the kernel wrote it behind the volume's
+    /// back. `written`: the caller saw the data file change (its length or
+    /// mtime differs from when it last looked); then, or when the length
+    /// differs from the record's, size = data length and mtime = ctime =
+    /// now. The data file's own mtime is not used: the kernel stamps it
+    /// with a coarse clock that may lag the one records are stamped with,
+    /// so comparing the two would move times that did not change.
+    /// `unmark` also removes the open-for-writing mark and records a change
+    /// even when none was seen (a write within one tick of the last look
+    /// leaves length and mtime as they were; the next sync must still send
+    /// the file). Returns the (possibly unchanged) record.
     pub fn refresh_from_data(
         &self,
         ino: u64,
         md: &std::fs::Metadata,
+        written: bool,
         unmark: bool,
     ) -> VolumeResult<Inode> {
-        use std::os::unix::fs::MetadataExt;
         let mut t = Txn::new(self);
         let mut i = t.get(ino)?;
         if i.ftype != Ftype::Reg {
             return Err(OpError::Invalid.into());
         }
-        let data_mtime = Timespec {
-            sec: md.mtime(),
-            nsec: md.mtime_nsec().clamp(0, 999_999_999) as u32,
-        };
-        let changed = md.len() != i.size || data_mtime > i.ctime;
-        if !changed && !unmark {
+        let written = written || md.len() != i.size;
+        if !written && !unmark {
             return Ok(i);
         }
-        if changed {
+        if written {
             i.size = md.len();
-            if data_mtime > i.ctime {
-                i.mtime = data_mtime;
-                i.ctime = data_mtime;
-            }
-            t.put(i.clone());
+            i.mtime = t.now;
+            i.ctime = t.now;
         }
+        t.put(i.clone());
         if unmark {
             t.unmark.push(ino);
         }
         let seq = t.seq;
         t.commit()?;
-        Ok(if changed {
-            Inode {
-                change_seq: seq,
-                ..i
-            }
-        } else {
-            i
+        Ok(Inode {
+            change_seq: seq,
+            ..i
         })
     }
 

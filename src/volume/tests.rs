@@ -454,12 +454,19 @@ fn data_written_directly_is_refreshed_and_recovered() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     file.write_all(b"written behind the volume").unwrap();
     let md = std::fs::metadata(v.data_path(f.ino)).unwrap();
-    let i = v.refresh_from_data(f.ino, &md, false).unwrap();
+    let i = v.refresh_from_data(f.ino, &md, true, false).unwrap();
     assert_eq!(i.size, 25);
     assert!(i.mtime > f.mtime && i.change_seq > f.change_seq);
-    // Unchanged data: no new change.
-    let again = v.refresh_from_data(f.ino, &md, false).unwrap();
+    // Unchanged data: no new change, and the times stay.
+    let again = v.refresh_from_data(f.ino, &md, false, false).unwrap();
     assert_eq!(again.change_seq, i.change_seq);
+    assert_eq!((again.mtime, again.ctime), (i.mtime, i.ctime));
+    // The last writer closes without a change seen: a new change (the next
+    // sync sends the file) with the times as they were.
+    let closed = v.refresh_from_data(f.ino, &md, false, true).unwrap();
+    assert!(closed.change_seq > i.change_seq);
+    assert_eq!((closed.mtime, closed.ctime), (i.mtime, i.ctime));
+    v.mark_open(f.ino).unwrap();
     // More data, then a crash: the next open takes it in.
     std::thread::sleep(std::time::Duration::from_millis(20));
     file.write_all(b"!!").unwrap();
