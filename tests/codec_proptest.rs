@@ -7,7 +7,9 @@ use clfs_fs::clfs::envelope::{self, Compression, FramePolicy};
 use clfs_fs::clfs::handle::{decode_stream, encode_stream, Bmap, DataBack, Dirent, Handle};
 use clfs_fs::clfs::id::ObjectId;
 use clfs_fs::clfs::name::{BlobName, Btype};
-use clfs_fs::clfs::object::{Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object};
+use clfs_fs::clfs::object::{
+    encode_data_segment, Bucket, DataSegment, DirSegment, Indirect, Inode, InodeBody, Object,
+};
 use clfs_fs::clfs::vattr::{ClfsTime, Vattr};
 
 fn any_id() -> impl Strategy<Value = ObjectId> {
@@ -219,6 +221,28 @@ proptest! {
         let c = if lz4 { Compression::Lz4 } else { Compression::None };
         let body = obj.encode_body(c).unwrap();
         prop_assert_eq!(Object::decode_body(&body).unwrap(), obj);
+    }
+
+    #[test]
+    fn data_segment_from_parts_equals_the_joined_stream(
+        runs in vec((any::<u8>(), 1usize..40_000), 0..60),
+        noise in vec((any::<usize>(), any::<u8>()), 0..200),
+        databack in any_databack(),
+        lz4 in any::<bool>(),
+    ) {
+        // Up to ~2.4 MB: several 256 KiB pieces, each straddling boundary
+        // placed anywhere, compressible or not in places.
+        let mut data: Vec<u8> = runs.into_iter().flat_map(|(b, n)| std::iter::repeat_n(b, n)).collect();
+        if !data.is_empty() {
+            let n = data.len();
+            for (at, b) in noise {
+                data[at % n] = b;
+            }
+        }
+        let c = if lz4 { Compression::Lz4 } else { Compression::None };
+        let parts = encode_data_segment(&data, &databack, c).unwrap();
+        let joined = Object::DataSegment(DataSegment { data, databack }).encode_body(c).unwrap();
+        prop_assert!(parts == joined, "bodies differ ({} and {} bytes)", parts.len(), joined.len());
     }
 
     #[test]

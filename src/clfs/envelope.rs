@@ -38,7 +38,7 @@ pub enum Compression {
 /// and not longer than the stream; otherwise the raw stream.
 pub fn seal(stream: &[u8], compression: Compression) -> Result<Vec<u8>, EncodeError> {
     if compression == Compression::Lz4 {
-        if let Some(body) = try_lz4(stream)? {
+        if let Some(body) = try_lz4(&[stream], stream.len())? {
             return Ok(body);
         }
     }
@@ -55,12 +55,71 @@ pub fn seal_in_place(mut body: Vec<u8>, compression: Compression) -> Result<Vec<
         body.resize(ENVELOPE_LEN, 0);
     }
     if compression == Compression::Lz4 {
-        if let Some(c) = try_lz4(&body[ENVELOPE_LEN..])? {
+        let stream = &body[ENVELOPE_LEN..];
+        if let Some(c) = try_lz4(&[stream], stream.len())? {
             return Ok(c);
         }
     }
     body[..ENVELOPE_LEN].copy_from_slice(&[0, 0, 0, 0]);
     Ok(body)
+}
+
+/// Like [`seal`], for a stream given as consecutive parts (a data
+/// segment: handle header, the caller's data, trailer). The parts are fed
+/// to liblz4 in the same 256 KiB pieces as the joined stream would be, so
+/// the frame is the same; only pieces that straddle two parts are
+/// assembled in a scratch buffer. The parts are joined only when the body
+/// is the raw stream.
+pub fn seal_parts(parts: &[&[u8]], compression: Compression) -> Result<Vec<u8>, EncodeError> {
+    let len = parts.iter().map(|p| p.len()).sum::<usize>();
+    if compression == Compression::Lz4 {
+        if let Some(body) = try_lz4(parts, len)? {
+            return Ok(body);
+        }
+    }
+    let mut body = Vec::with_capacity(ENVELOPE_LEN + len);
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    for p in parts {
+        body.extend_from_slice(p);
+    }
+    Ok(body)
+}
+
+/// Calls `feed` with the concatenation of `parts` cut into pieces of
+/// `piece` bytes (the last may be shorter), in order, until it returns
+/// false. A piece inside one part is passed as a slice of it.
+fn for_each_piece(parts: &[&[u8]], piece: usize, mut feed: impl FnMut(&[u8]) -> bool) {
+    let mut scratch: Vec<u8> = Vec::new();
+    for part in parts {
+        let mut rest: &[u8] = part;
+        if !scratch.is_empty() {
+            let take = (piece - scratch.len()).min(rest.len());
+            scratch.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if scratch.len() < piece {
+                continue;
+            }
+            if !feed(&scratch) {
+                return;
+            }
+            scratch.clear();
+        }
+        while rest.len() >= piece {
+            if !feed(&rest[..piece]) {
+                return;
+            }
+            rest = &rest[piece..];
+        }
+        if !rest.is_empty() {
+            if scratch.capacity() == 0 {
+                scratch.reserve_exact(piece);
+            }
+            scratch.extend_from_slice(rest);
+        }
+    }
+    if !scratch.is_empty() {
+        feed(&scratch);
+    }
 }
 
 /// A sink that gives up as soon as the frame cannot be kept: once it is
@@ -104,12 +163,14 @@ impl Write for CappedSink {
 /// 1 + 4 bytes, end mark 4. Shorter streams never compress.
 const MIN_FRAME_LEN: usize = 16;
 
-fn try_lz4(stream: &[u8]) -> Result<Option<Vec<u8>>, EncodeError> {
-    if stream.len() < MIN_FRAME_LEN {
+/// The body with a frame of the stream made of `parts` (`len` bytes in
+/// all), or `None` when the raw stream must be kept.
+fn try_lz4(parts: &[&[u8]], len: usize) -> Result<Option<Vec<u8>>, EncodeError> {
+    if len < MIN_FRAME_LEN {
         return Ok(None);
     }
-    let limit = ENVELOPE_LEN + stream.len();
-    let mut out = Vec::with_capacity(limit.min(LZ4_BLOCK + 64) + 64);
+    let limit = ENVELOPE_LEN + len;
+    let mut out = Vec::with_capacity(limit + 64);
     out.extend_from_slice(&[0, 0, 1, 0]);
     let sink = CappedSink {
         buf: out,
@@ -125,13 +186,13 @@ fn try_lz4(stream: &[u8]) -> Result<Option<Vec<u8>>, EncodeError> {
         .auto_flush(false)
         .build(sink)
         .map_err(|e| EncodeError::Lz4(e.to_string()))?;
-    for piece in stream.chunks(LZ4_BLOCK) {
-        if enc.write_all(piece).is_err() {
-            return Ok(None);
-        }
-    }
+    let mut fed = true;
+    for_each_piece(parts, LZ4_BLOCK, |piece| {
+        fed = enc.write_all(piece).is_ok();
+        fed
+    });
     let (sink, res) = enc.finish();
-    if res.is_err() {
+    if !fed || res.is_err() {
         return Ok(None);
     }
     let body = sink.buf;
@@ -577,6 +638,44 @@ fn xxhash32(data: &[u8], seed: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_of_parts_are_the_pieces_of_the_joined_stream() {
+        let joined: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cuts in [
+            vec![],
+            vec![0],
+            vec![1, 2, 3],
+            vec![24, 990],
+            vec![64, 128, 192],
+            vec![5, 600, 601, 999],
+            vec![1000],
+        ] {
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for &c in &cuts {
+                parts.push(&joined[at..c]);
+                at = c;
+            }
+            parts.push(&joined[at..]);
+            for piece in [1, 7, 64, 333, 1000, 4096] {
+                let mut got = Vec::new();
+                for_each_piece(&parts, piece, |p| {
+                    got.push(p.to_vec());
+                    true
+                });
+                let want: Vec<Vec<u8>> = joined.chunks(piece).map(<[u8]>::to_vec).collect();
+                assert_eq!(got, want, "cuts {cuts:?}, piece {piece}");
+            }
+        }
+        // Stops when told to.
+        let mut n = 0;
+        for_each_piece(&[&joined], 100, |_| {
+            n += 1;
+            n < 3
+        });
+        assert_eq!(n, 3);
+    }
 
     #[test]
     fn header_checksum_of_the_clfs_frame() {

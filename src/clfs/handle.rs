@@ -521,6 +521,38 @@ pub fn encode_into(w: &mut ByteWriter, handles: &[Handle]) -> Result<(), EncodeE
     Ok(())
 }
 
+/// The bytes of a DATA handle of `len` payload bytes that come before the
+/// payload (header and length word), and the number of padding bytes
+/// after it: the handle is `head ‖ payload ‖ zeros(pad)`.
+pub fn data_handle_frame(len: usize) -> Result<([u8; DATA_HEAD_LEN], usize), EncodeError> {
+    let real = 4 + len;
+    let total = roundup8(HANDLE_HEADER_LEN + real);
+    let (Ok(len32), Ok(real32), Ok(total32)) = (
+        u32::try_from(len),
+        u32::try_from(real),
+        u32::try_from(total),
+    ) else {
+        return Err(EncodeError::TooLong {
+            what: "DATA",
+            len,
+            max: u32::MAX as usize - 32,
+        });
+    };
+    let mut w = ByteWriter::new(Vec::with_capacity(DATA_HEAD_LEN));
+    w.u32(HANDLE_MAGIC);
+    w.u32(total32);
+    w.u32(real32);
+    w.u32(HandleType::Data as u32);
+    w.u32(0);
+    w.u32(len32);
+    let mut head = [0u8; DATA_HEAD_LEN];
+    head.copy_from_slice(&w.buf);
+    Ok((head, total - HANDLE_HEADER_LEN - real))
+}
+
+/// Length of the part of a DATA handle before its payload.
+pub const DATA_HEAD_LEN: usize = HANDLE_HEADER_LEN + 4;
+
 /// Encodes a DATA handle from a borrowed slice (no intermediate copy).
 pub fn encode_data_into(w: &mut ByteWriter, data: &[u8]) -> Result<(), EncodeError> {
     let start = begin_handle(w, HandleType::Data as u32);

@@ -14,9 +14,9 @@ use super::bytes::ByteWriter;
 use super::envelope::{self, Compression};
 use super::error::{DecodeError, DecodeResult, EncodeError};
 use super::handle::{
-    data_span, decode_bmap, decode_data, decode_databack, decode_dirents, decode_extattrs,
-    decode_ids, decode_name, decode_vattr, encode_data_into, split_handles, type_label, Bmap,
-    DataBack, Dirent, Handle, HandleType, RawHandle,
+    data_handle_frame, data_span, decode_bmap, decode_data, decode_databack, decode_dirents,
+    decode_extattrs, decode_ids, decode_name, decode_vattr, encode_data_into, split_handles,
+    type_label, Bmap, DataBack, Dirent, Handle, HandleType, RawHandle,
 };
 use super::id::ObjectId;
 use super::name::Btype;
@@ -366,10 +366,11 @@ pub fn encode_data_segment(
     databack: &DataBack,
     compression: Compression,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut w = ByteWriter::new(Vec::with_capacity(data.len() + 128));
-    w.bytes(&[0u8; envelope::ENVELOPE_LEN]);
-    encode_data_segment_into(&mut w, data, databack)?;
-    envelope::seal_in_place(w.buf, compression)
+    let (head, pad) = data_handle_frame(data.len())?;
+    let mut tail = ByteWriter::new(Vec::with_capacity(pad + 64));
+    tail.bytes(&[0u8; 8][..pad]);
+    Handle::DataBack(*databack).encode(&mut tail)?;
+    envelope::seal_parts(&[&head, data, &tail.buf], compression)
 }
 
 fn decode_inode(seq: &mut Sequence<'_, '_>) -> DecodeResult<Inode> {
