@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod fixtures;
 pub mod mount;
 pub mod read;
+pub mod stores;
 pub mod tree;
 
 use std::sync::{Arc, Mutex};
