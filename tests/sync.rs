@@ -66,7 +66,13 @@ fn set_attrs(vol: &Volume, ino: u64, md: &fs::Metadata) {
 
 fn write_file(vol: &Volume, parent: u64, name: &[u8], md: &fs::Metadata, data: &[u8]) -> u64 {
     let (ino, mut f) = vol
-        .create_file(parent, name, md.mode() & 0o7777, md.uid(), md.gid())
+        .create_file(
+            parent,
+            name,
+            md.mode() & 0o7777,
+            (md.uid(), md.gid()),
+            false,
+        )
         .expect("create");
     f.write_all(data).expect("write data file");
     vol.note_write(ino.ino, data.len() as u64)

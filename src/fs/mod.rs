@@ -76,6 +76,16 @@ struct OpenInode {
     marked: bool,
 }
 
+/// How a handle was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// Created (for writing): in passthrough mode the volume marked the
+    /// new inode open for writing already.
+    Created,
+}
+
 /// Length and mtime of a data file.
 type DataStamp = (u64, i64, i64);
 
@@ -170,7 +180,7 @@ impl StagingFs {
         &self,
         ino: u64,
         data: File,
-        write: bool,
+        access: Access,
         open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> Result<(FileHandle, Option<Arc<BackingId>>), Errno> {
         let mut backing = None;
@@ -194,9 +204,15 @@ impl StagingFs {
             if o.seen.is_none() {
                 o.seen = data.metadata().ok().map(|md| stamp(&md));
             }
-            if write && !o.marked {
-                self.vol.mark_open(ino).map_err(|e| errno(&e))?;
-                o.marked = true;
+            match access {
+                Access::Read => {}
+                // create_file marked it with the new inode.
+                Access::Created => o.marked = true,
+                Access::Write if o.marked => {}
+                Access::Write => {
+                    self.vol.mark_open(ino).map_err(|e| errno(&e))?;
+                    o.marked = true;
+                }
             }
             o.handles += 1;
             backing = Some(b);
@@ -566,7 +582,8 @@ impl Filesystem for StagingFs {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        match self.register(ino.0, data, write, |f| reply.open_backing(f)) {
+        let access = if write { Access::Write } else { Access::Read };
+        match self.register(ino.0, data, access, |f| reply.open_backing(f)) {
             Ok((fh, Some(b))) => reply.opened_passthrough(fh, FopenFlags::FOPEN_NOFLUSH, &b),
             Ok((fh, None)) => {
                 reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH)
@@ -916,14 +933,19 @@ impl Filesystem for StagingFs {
                 return Err(VolumeError::Op(OpError::Invalid));
             }
             let (uid, gid, _) = self.new_owner(req, &p);
-            self.vol
-                .create_file(parent.0, name_bytes(name), mode, uid, gid)
+            self.vol.create_file(
+                parent.0,
+                name_bytes(name),
+                mode,
+                (uid, gid),
+                self.passthrough,
+            )
         });
         let (i, data) = match r {
             Ok(x) => x,
             Err(e) => return reply.error(errno(&e)),
         };
-        match self.register(i.ino, data, true, |f| reply.open_backing(f)) {
+        match self.register(i.ino, data, Access::Created, |f| reply.open_backing(f)) {
             Ok((fh, Some(b))) => reply.created_passthrough(
                 &TTL,
                 &file_attr(&i),

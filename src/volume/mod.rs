@@ -249,6 +249,9 @@ struct WriteState {
     next_ino: u64,
     change_seq: u64,
     maker: FilehandleMaker,
+    /// Inodes unlinked while open (the `orphan` keys written since open):
+    /// only their last release has anything to delete.
+    orphans: std::collections::HashSet<u64>,
 }
 
 /// An open staging volume.
@@ -464,6 +467,7 @@ impl Volume {
                 next_ino: FIRST_INO,
                 change_seq: 0,
                 maker: FilehandleMaker::new(marker.containerid),
+                orphans: Default::default(),
             }),
             marker,
             open: Mutex::new(HashMap::new()),
@@ -827,7 +831,9 @@ impl Volume {
                 None => false,
             }
         };
-        if last {
+        // An unlink that saw the handle open recorded the orphan under the
+        // state lock before releasing it, so this check cannot miss one.
+        if last && self.lock_state().orphans.contains(&ino) {
             self.reap_if_unlinked(ino)?;
         }
         Ok(())

@@ -76,6 +76,8 @@ struct Txn<'a> {
     remove_data: Vec<u64>,
     /// Open-for-writing marks to remove.
     unmark: Vec<u64>,
+    /// Open-for-writing marks to add.
+    mark: Vec<u64>,
 }
 
 impl<'a> Txn<'a> {
@@ -94,6 +96,7 @@ impl<'a> Txn<'a> {
             deleted: Vec::new(),
             remove_data: Vec::new(),
             unmark: Vec::new(),
+            mark: Vec::new(),
         }
     }
 
@@ -249,10 +252,20 @@ impl<'a> Txn<'a> {
         for ino in &self.unmark {
             wb.delete_cf(cf_meta, keys::open_mark_key(*ino));
         }
+        for ino in &self.mark {
+            wb.put_cf(cf_meta, keys::open_mark_key(*ino), []);
+        }
         wb.put_cf(cf_meta, keys::META_NEXT_INO, self.st.next_ino.to_le_bytes());
         wb.put_cf(cf_meta, keys::META_CHANGE_SEQ, self.seq.to_le_bytes());
         vol.db.write(wb).map_err(|e| vol.db_err(e))?;
         self.st.change_seq = self.seq;
+        for (ino, add) in &self.orphans {
+            if *add {
+                self.st.orphans.insert(*ino);
+            } else {
+                self.st.orphans.remove(ino);
+            }
+        }
         drop(self.st);
         for ino in self.remove_data {
             let p = vol.data_path(ino);
@@ -275,6 +288,8 @@ pub(super) struct NewNode<'n> {
     gid: u32,
     rdev: u64,
     target: &'n [u8],
+    /// Mark the new inode open for writing in the same batch.
+    mark_open: bool,
 }
 
 fn type_bits(t: Ftype) -> u32 {
@@ -345,6 +360,9 @@ impl Volume {
         t.set_entry(parent, name, Some((ino, n.ftype)));
         t.backptr_add(ino, parent, 1)?;
         t.dir_changed(parent, if n.ftype == Ftype::Dir { 1 } else { 0 })?;
+        if n.mark_open {
+            t.mark.push(ino);
+        }
         let seq = t.seq;
         t.commit()?;
         Ok(Inode {
@@ -354,14 +372,15 @@ impl Volume {
     }
 
     /// Creates a regular file and returns it with its data file open for
-    /// reading and writing.
+    /// reading and writing; `mark_open` marks it open for writing (see
+    /// [`Volume::mark_open`]) in the same batch.
     pub fn create_file(
         &self,
         parent: u64,
         name: &[u8],
         perm: u32,
-        uid: u32,
-        gid: u32,
+        owner: (u32, u32),
+        mark_open: bool,
     ) -> VolumeResult<(Inode, File)> {
         let node = self.create_node(
             parent,
@@ -369,10 +388,11 @@ impl Volume {
             NewNode {
                 ftype: Ftype::Reg,
                 perm,
-                uid,
-                gid,
+                uid: owner.0,
+                gid: owner.1,
                 rdev: 0,
                 target: &[],
+                mark_open,
             },
         )?;
         let f = self.open_data(node.ino, true)?;
@@ -398,6 +418,7 @@ impl Volume {
                 gid,
                 rdev: 0,
                 target: &[],
+                mark_open: false,
             },
         )
     }
@@ -427,6 +448,7 @@ impl Volume {
                 gid,
                 rdev: 0,
                 target,
+                mark_open: false,
             },
         )
     }
@@ -456,6 +478,7 @@ impl Volume {
                 gid,
                 rdev,
                 target: &[],
+                mark_open: false,
             },
         )?;
         if ftype == Ftype::Reg {

@@ -68,7 +68,9 @@ fn a_second_opener_is_refused_as_in_use() {
 fn create_write_and_reopen() {
     let (d, v) = vol();
     let dir = v.mkdir(ROOT_INO, b"d", 0o750, UID, UID).unwrap();
-    let (f, mut file) = v.create_file(dir.ino, b"f", 0o640, UID, UID).unwrap();
+    let (f, mut file) = v
+        .create_file(dir.ino, b"f", 0o640, (UID, UID), false)
+        .unwrap();
     assert_eq!(f.ino, FIRST_INO + 1);
     assert_eq!(f.fh.as_filehandle().unwrap().seq(), f.ino);
     // A file inherits its parent's dmid as dmid_src (spec §2.3).
@@ -124,7 +126,7 @@ fn names_are_checked() {
 fn hard_links_count_and_unlink_deletes_the_last() {
     let (_d, v) = vol();
     let a = v.mkdir(ROOT_INO, b"a", 0o755, 0, 0).unwrap();
-    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
     v.link(f.ino, a.ino, b"f1").unwrap();
     v.link(f.ino, a.ino, b"f2").unwrap();
     assert_eq!(v.inode(f.ino).unwrap().nlink, 3);
@@ -175,8 +177,8 @@ fn rename_moves_replaces_and_refuses_loops() {
     let (_d, v) = vol();
     let a = v.mkdir(ROOT_INO, b"a", 0o755, 0, 0).unwrap();
     let b = v.mkdir(ROOT_INO, b"b", 0o755, 0, 0).unwrap();
-    let (f, _) = v.create_file(a.ino, b"f", 0o644, 0, 0).unwrap();
-    let (g, _) = v.create_file(b.ino, b"g", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(a.ino, b"f", 0o644, (0, 0), false).unwrap();
+    let (g, _) = v.create_file(b.ino, b"g", 0o644, (0, 0), false).unwrap();
     let before = v.inode(a.ino).unwrap().change_seq;
     // Over an existing file: the target is deleted.
     v.rename(a.ino, b"f", b.ino, b"g", RenameFlags::default())
@@ -229,7 +231,7 @@ fn rename_moves_replaces_and_refuses_loops() {
 fn rename_noreplace_exchange_and_same_inode() {
     let (_d, v) = vol();
     let a = v.mkdir(ROOT_INO, b"a", 0o755, 0, 0).unwrap();
-    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
     v.link(f.ino, ROOT_INO, b"h").unwrap();
     let nr = RenameFlags {
         noreplace: true,
@@ -251,7 +253,7 @@ fn rename_noreplace_exchange_and_same_inode() {
     };
     v.rename(ROOT_INO, b"new", a.ino, b"missing", x)
         .unwrap_err();
-    let (g, _) = v.create_file(a.ino, b"g", 0o644, 0, 0).unwrap();
+    let (g, _) = v.create_file(a.ino, b"g", 0o644, (0, 0), false).unwrap();
     let sub = v.mkdir(a.ino, b"sub", 0o755, 0, 0).unwrap();
     v.rename(ROOT_INO, b"new", a.ino, b"sub", x).unwrap();
     assert_eq!(v.lookup(ROOT_INO, b"new").unwrap().ino, sub.ino);
@@ -266,7 +268,7 @@ fn rename_noreplace_exchange_and_same_inode() {
 #[test]
 fn setattr_truncates_and_keeps_type_bits() {
     let (_d, v) = vol();
-    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
     file.write_all(b"0123456789").unwrap();
     v.note_write(f.ino, 10).unwrap();
     let t = Timespec { sec: -5, nsec: 7 };
@@ -318,7 +320,7 @@ fn setattr_truncates_and_keeps_type_bits() {
 #[test]
 fn unlinked_while_open_lives_until_release_or_reopen() {
     let (d, v) = vol();
-    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
     v.open_ref(f.ino);
     v.unlink(ROOT_INO, b"f").unwrap();
     let i = v.inode(f.ino).unwrap();
@@ -330,7 +332,7 @@ fn unlinked_while_open_lives_until_release_or_reopen() {
     assert!(!v.data_path(f.ino).exists());
     consistent(&v);
     // A crash while open: the next open reaps it.
-    let (g, _) = v.create_file(ROOT_INO, b"g", 0o644, 0, 0).unwrap();
+    let (g, _) = v.create_file(ROOT_INO, b"g", 0o644, (0, 0), false).unwrap();
     v.open_ref(g.ino);
     v.unlink(ROOT_INO, b"g").unwrap();
     drop(v);
@@ -375,7 +377,7 @@ fn change_seq_rises_for_every_touched_inode() {
     let a = v.mkdir(ROOT_INO, b"a", 0o755, 0, 0).unwrap();
     assert_eq!(a.change_seq, start + 1);
     assert_eq!(v.inode(ROOT_INO).unwrap().change_seq, start + 1);
-    let (f, _) = v.create_file(a.ino, b"f", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(a.ino, b"f", 0o644, (0, 0), false).unwrap();
     let root_seq = v.inode(ROOT_INO).unwrap().change_seq;
     v.setattr(
         f.ino,
@@ -418,7 +420,7 @@ fn random_operations_stay_consistent() {
         let m = names[rng.random_range(0..names.len())];
         let _ = match rng.random_range(0..7) {
             0 => v.mkdir(p, n, 0o755, 0, 0).map(drop),
-            1 => v.create_file(p, n, 0o644, 0, 0).map(drop),
+            1 => v.create_file(p, n, 0o644, (0, 0), false).map(drop),
             2 => v.unlink(p, n),
             3 => v.rmdir(p, n),
             4 => v.lookup(p, n).and_then(|i| v.link(i.ino, q, m)).map(drop),
@@ -449,8 +451,7 @@ fn random_operations_stay_consistent() {
 #[test]
 fn data_written_directly_is_refreshed_and_recovered() {
     let (d, v) = vol();
-    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
-    v.mark_open(f.ino).unwrap();
+    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), true).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     file.write_all(b"written behind the volume").unwrap();
     let md = std::fs::metadata(v.data_path(f.ino)).unwrap();
@@ -479,7 +480,7 @@ fn data_written_directly_is_refreshed_and_recovered() {
 #[test]
 fn a_mark_of_a_vanished_inode_is_dropped_at_open() {
     let (d, v) = vol();
-    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, 0, 0).unwrap();
+    let (f, _) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
     let dir = v.mkdir(ROOT_INO, b"d", 0o755, 0, 0).unwrap();
     // A mark left on a deleted file and on a directory must not stop the
     // volume from opening.
