@@ -363,10 +363,14 @@ impl Filesystem for StagingFs {
                 "write-through"
             }
         );
+        if !self.opts.read_only {
+            self.vol.start_spares();
+        }
         Ok(())
     }
 
     fn destroy(&mut self) {
+        self.vol.stop_spares();
         if let Err(e) = self.vol.sync_metadata() {
             tracing::error!("at unmount: {e}");
         }

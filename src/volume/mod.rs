@@ -62,6 +62,7 @@ mod check;
 pub mod keys;
 mod ops;
 pub mod record;
+mod spare;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -263,6 +264,8 @@ pub struct Volume {
     state: Mutex<WriteState>,
     /// Open handles per inode (for unlinked-while-open files).
     open: Mutex<HashMap<u64, u32>>,
+    /// Data files made ahead for the next inode numbers.
+    spares: spare::Spares,
 }
 
 impl std::fmt::Debug for Volume {
@@ -471,6 +474,7 @@ impl Volume {
             }),
             marker,
             open: Mutex::new(HashMap::new()),
+            spares: Default::default(),
         };
         let next_ino = vol.meta_u64(keys::META_NEXT_INO)?.unwrap_or(FIRST_INO);
         let change_seq = vol.meta_u64(keys::META_CHANGE_SEQ)?.unwrap_or(0);

@@ -365,6 +365,7 @@ impl Volume {
         }
         let seq = t.seq;
         t.commit()?;
+        self.spares.taken(self, ino, n.ftype == Ftype::Reg);
         Ok(Inode {
             change_seq: seq,
             ..node

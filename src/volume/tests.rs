@@ -493,3 +493,61 @@ fn a_mark_of_a_vanished_inode_is_dropped_at_open() {
     drop(v);
     Volume::open(&d.path().join("vol")).unwrap();
 }
+
+#[test]
+fn spare_data_files_are_made_ahead_used_and_cleaned_up() {
+    let (_d, v) = vol();
+    let v = std::sync::Arc::new(v);
+    let next = v.lock_state().next_ino;
+    v.start_spares();
+    let wait_for = |ino: u64, present: bool| {
+        let t0 = std::time::Instant::now();
+        while v.data_path(ino).exists() != present {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "data file of {ino} never became present={present}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    wait_for(next, true);
+    wait_for(next + 10, true);
+    // A directory takes the next number: its spare file goes (at once, or
+    // when the batch it is in is finished).
+    let d = v.mkdir(ROOT_INO, b"d", 0o755, 0, 0).unwrap();
+    assert_eq!(d.ino, next);
+    wait_for(d.ino, false);
+    // A regular file uses its spare (empty, written through the handle).
+    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), false).unwrap();
+    assert_eq!(f.ino, next + 1);
+    file.write_all(b"abc").unwrap();
+    assert_eq!(std::fs::read(v.data_path(f.ino)).unwrap(), b"abc");
+    // Many creations: the thread keeps up, or creation makes the file.
+    for i in 0..600u32 {
+        let name = format!("n{i}");
+        if i % 7 == 0 {
+            v.symlink(ROOT_INO, name.as_bytes(), b"t", 0, 0).unwrap();
+        } else {
+            v.create_file(ROOT_INO, name.as_bytes(), 0o644, (0, 0), false)
+                .unwrap();
+        }
+    }
+    v.stop_spares();
+    consistent(&v);
+    // After the stop, no data file is left for a number not handed out,
+    // and none beside a non-regular inode.
+    let after = v.lock_state().next_ino;
+    for ino in after..after + 300 {
+        assert!(!v.data_path(ino).exists(), "spare {ino} left behind");
+    }
+    for ino in next..after {
+        if let Ok(i) = v.inode(ino) {
+            assert_eq!(
+                v.data_path(ino).exists(),
+                i.ftype == Ftype::Reg,
+                "inode {ino} ({:?})",
+                i.ftype
+            );
+        }
+    }
+}
