@@ -45,6 +45,28 @@ pub fn file_attr(i: &Inode) -> FileAttr {
     }
 }
 
+/// The attributes of a negative lookup answer: node id 0, which the kernel
+/// caches as "no such name" for the entry's time to live.
+pub fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLKSIZE,
+        flags: 0,
+    }
+}
+
 /// A `TimeOrNow` as a volume time.
 pub fn time_or_now(t: TimeOrNow) -> Timespec {
     match t {

@@ -377,7 +377,15 @@ impl Filesystem for StagingFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(reply, self.vol.lookup(parent.0, name_bytes(name)))
+        match self.vol.lookup(parent.0, name_bytes(name)) {
+            // Only this mount changes the volume, and the kernel replaces a
+            // cached negative entry itself when it creates the name: a
+            // tool's stat-then-create costs one lookup, not two.
+            Err(VolumeError::Op(OpError::NotFound)) => {
+                reply.entry(&TTL, &attr::negative_attr(), Generation(0))
+            }
+            r => self.entry(reply, r),
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
