@@ -17,7 +17,6 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::clfs::id::{ObjectId, ROOT};
@@ -30,7 +29,7 @@ use super::container::{Container, InodeNode, ReadError};
 use super::data::{read_file, FileOptions, Piece};
 use super::path::NsPath;
 use super::problem::{Check, Problem, ProblemSink};
-use super::walk::{walk, Event, WalkOptions, WalkStats};
+use super::walk::{spawn_root_walk, Event, WalkStats};
 
 /// How to export.
 #[derive(Debug, Clone, Copy)]
@@ -243,6 +242,23 @@ fn mknod(path: &Path, mode: u32, dev: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The decoded root of the container: an error when it has none, or when
+/// its root is still under its `tmp` name (a load or sync that did not
+/// finish) unless `unfinished`.
+pub(crate) async fn container_root(
+    c: &Container,
+    unfinished: bool,
+) -> Result<Arc<InodeNode>, ExportError> {
+    let located = c
+        .locate(&ROOT)
+        .await?
+        .ok_or_else(|| ExportError::NoRoot(c.location()))?;
+    if located.name.is_tmp() && !unfinished {
+        return Err(ExportError::Unfinished(c.location()));
+    }
+    Ok(Arc::new(c.fetch_inode(&ROOT, &located.name).await?))
+}
+
 /// Exports the container in `store` into `target`.
 pub async fn export(
     store: Arc<dyn BlobStore>,
@@ -251,26 +267,9 @@ pub async fn export(
 ) -> Result<ExportReport, ExportError> {
     prepare_target(target, opts.force)?;
     let c = Arc::new(Container::indexed(store).await?);
-    let located = c
-        .locate(&ROOT)
-        .await?
-        .ok_or_else(|| ExportError::NoRoot(c.location()))?;
-    if located.name.is_tmp() && !opts.unfinished {
-        return Err(ExportError::Unfinished(c.location()));
-    }
-    let root = Arc::new(c.fetch_inode(&ROOT, &located.name).await?);
+    let root = container_root(&c, opts.unfinished).await?;
     let sink = Arc::new(ProblemSink::default());
-    let wopts = WalkOptions::with_parallel(opts.parallel);
-    let (tx, mut rx) = mpsc::channel(wopts.channel);
-    let walker = tokio::spawn(walk(
-        c.clone(),
-        sink.clone(),
-        root,
-        NsPath::root(),
-        ROOT,
-        wopts,
-        tx,
-    ));
+    let (mut rx, walker) = spawn_root_walk(c.clone(), sink.clone(), root, opts.parallel);
 
     let x = Exporter {
         c,

@@ -37,10 +37,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::clfs::id::ROOT;
 use crate::clfs::layout::{data_segment_count, data_segment_len, FIRST_SEGMENT_BYTES};
 use crate::clfs::name::Btype;
 use crate::clfs::object::{InodeBody, Object};
@@ -50,10 +48,10 @@ use crate::store::{BlobName, BlobStore, StoreError};
 
 use super::blocks::{Blocks, SegmentFetcher};
 use super::container::{Container, InodeNode};
-use super::export::ExportError;
+use super::export::{container_root, ExportError};
 use super::path::NsPath;
 use super::problem::{Check, Problem, ProblemSink};
-use super::walk::{walk, Event, WalkOptions};
+use super::walk::{spawn_root_walk, Event};
 
 /// How to export into a blob container.
 #[derive(Debug, Clone)]
@@ -410,26 +408,9 @@ pub async fn export_to_blobs(
         source,
     })?;
     let c = Arc::new(Container::indexed(src).await?);
-    let located = c
-        .locate(&ROOT)
-        .await?
-        .ok_or_else(|| ExportError::NoRoot(c.location()))?;
-    if located.name.is_tmp() && !opts.unfinished {
-        return Err(ExportError::Unfinished(c.location()));
-    }
-    let root = Arc::new(c.fetch_inode(&ROOT, &located.name).await?);
+    let root = container_root(&c, opts.unfinished).await?;
     let sink = Arc::new(ProblemSink::default());
-    let wopts = WalkOptions::with_parallel(opts.parallel);
-    let (tx, mut rx) = mpsc::channel(wopts.channel);
-    let walker = tokio::spawn(walk(
-        c.clone(),
-        sink.clone(),
-        root,
-        NsPath::root(),
-        ROOT,
-        wopts,
-        tx,
-    ));
+    let (mut rx, walker) = spawn_root_walk(c.clone(), sink.clone(), root, opts.parallel);
     let stats = Arc::new(BlobExportStats::default());
     let up = Uploader {
         c,

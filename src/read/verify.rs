@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::clfs::id::{ObjectId, BUCKET, ROOT};
@@ -32,7 +31,7 @@ use super::data::{read_file, FileOptions, Piece};
 use super::json::Json;
 use super::path::NsPath;
 use super::problem::{Check, Problem, ProblemSink};
-use super::walk::{walk, Event, WalkOptions, WalkStats};
+use super::walk::{spawn_root_walk, Event, WalkStats};
 
 /// How to verify.
 #[derive(Debug, Clone, Copy)]
@@ -538,17 +537,7 @@ pub(crate) async fn scan(
     root: Arc<InodeNode>,
     opts: &VerifyOptions,
 ) -> ScanOutput {
-    let wopts = WalkOptions::with_parallel(opts.parallel);
-    let (tx, mut rx) = mpsc::channel(wopts.channel);
-    let walker = tokio::spawn(walk(
-        c.clone(),
-        sink.clone(),
-        root,
-        NsPath::root(),
-        ROOT,
-        wopts,
-        tx,
-    ));
+    let (mut rx, walker) = spawn_root_walk(c.clone(), sink.clone(), root, opts.parallel);
     let mut builder = opts.canonical.then(NamespaceBuilder::new);
     let mut files: JoinSet<(ObjectId, Option<String>, u64, u64)> = JoinSet::new();
     let mut read = HashSet::new();

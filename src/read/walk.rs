@@ -172,6 +172,21 @@ struct Walker {
 /// `root_path` is its path, `/` for the container root), sending events
 /// to `tx`. Returns when every reachable directory was read or the
 /// receiver was dropped. Link counts are checked at the end.
+/// Starts a walk of the whole namespace from the container's root on a
+/// task of its own, with `parallel` inode reads in flight: events arrive on
+/// the receiver, and the task ends with the walk's statistics.
+pub fn spawn_root_walk(
+    c: Arc<Container>,
+    sink: Arc<ProblemSink>,
+    root: Arc<InodeNode>,
+    parallel: usize,
+) -> (mpsc::Receiver<Event>, tokio::task::JoinHandle<WalkStats>) {
+    let wopts = WalkOptions::with_parallel(parallel);
+    let (tx, rx) = mpsc::channel(wopts.channel);
+    let walker = tokio::spawn(walk(c, sink, root, NsPath::root(), ROOT, wopts, tx));
+    (rx, walker)
+}
+
 pub async fn walk(
     c: Arc<Container>,
     sink: Arc<ProblemSink>,
