@@ -168,10 +168,6 @@ struct Walker {
     closed: AtomicBool,
 }
 
-/// Walks the namespace under `root` (which must be a directory inode;
-/// `root_path` is its path, `/` for the container root), sending events
-/// to `tx`. Returns when every reachable directory was read or the
-/// receiver was dropped. Link counts are checked at the end.
 /// Starts a walk of the whole namespace from the container's root on a
 /// task of its own, with `parallel` inode reads in flight: events arrive on
 /// the receiver, and the task ends with the walk's statistics.
@@ -187,6 +183,10 @@ pub fn spawn_root_walk(
     (rx, walker)
 }
 
+/// Walks the namespace under `root` (which must be a directory inode;
+/// `root_path` is its path, `/` for the container root), sending events
+/// to `tx`. Returns when every reachable directory was read or the
+/// receiver was dropped. Link counts are checked at the end.
 pub async fn walk(
     c: Arc<Container>,
     sink: Arc<ProblemSink>,
