@@ -37,15 +37,7 @@ pub enum Compression {
 /// Builds a blob body: envelope and, with `Lz4`, a frame if it is allowed
 /// and not longer than the stream; otherwise the raw stream.
 pub fn seal(stream: &[u8], compression: Compression) -> Result<Vec<u8>, EncodeError> {
-    if compression == Compression::Lz4 {
-        if let Some(body) = try_lz4(&[stream], stream.len())? {
-            return Ok(body);
-        }
-    }
-    let mut body = Vec::with_capacity(ENVELOPE_LEN + stream.len());
-    body.extend_from_slice(&[0, 0, 0, 0]);
-    body.extend_from_slice(stream);
-    Ok(body)
+    seal_parts(&[stream], compression)
 }
 
 /// Like [`seal`], for a stream already placed after a 4-byte placeholder
