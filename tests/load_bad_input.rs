@@ -28,15 +28,28 @@ use common::read::{open_local, runtime};
 
 const NOBODY: u32 = 65534;
 
+/// The copy of the binary (see [`binary`]).
+static BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the binary's copy when the test process exits (it is several
+/// hundred MB, and every run makes a new one).
+extern "C" fn remove_binary_copy() {
+    if let Some(dir) = BIN.get().and_then(|b| b.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The binary, copied where `nobody` may run it (`/root` is private).
 fn binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("clfs-bin")
             .tempdir()
             .expect("tempdir")
             .keep();
+        // SAFETY: registers a plain function with no preconditions; it
+        // runs once, at exit, after the tests.
+        assert_eq!(unsafe { libc::atexit(remove_binary_copy) }, 0, "atexit");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let bin = dir.join("clfs-fs");
         std::fs::copy(env!("CARGO_BIN_EXE_clfs-fs"), &bin).expect("copy binary");
