@@ -10,7 +10,7 @@ use rocksdb::WriteBatch;
 
 use super::keys;
 use super::record::{Deleted, Inode, Timespec};
-use super::{OpError, Volume, VolumeResult, WriteState, NAME_MAX, ROOT_INO};
+use super::{OpError, Volume, VolumeError, VolumeResult, WriteState, NAME_MAX, ROOT_INO};
 use crate::clfs::id::Ftype;
 
 /// Attribute changes of [`Volume::setattr`]; `None` leaves a field alone.
@@ -397,6 +397,16 @@ impl Volume {
             },
         )?;
         let f = self.open_data(node.ino, true)?;
+        // A new number's data file holds bytes only when a crash lost the
+        // creation that used the number before (the data file outlived the
+        // unsynced record): they belong to no file.
+        let stale = f
+            .metadata()
+            .and_then(|md| if md.len() > 0 { f.set_len(0) } else { Ok(()) });
+        stale.map_err(|e| VolumeError::Io {
+            path: self.data_path(node.ino),
+            source: e,
+        })?;
         Ok((node, f))
     }
 

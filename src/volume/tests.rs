@@ -495,6 +495,22 @@ fn a_mark_of_a_vanished_inode_is_dropped_at_open() {
 }
 
 #[test]
+fn a_new_file_starts_empty_over_a_data_file_left_by_a_lost_creation() {
+    let (d, v) = vol();
+    let next = v.lock_state().next_ino;
+    // A crash lost the record of a creation (its WAL write was not synced)
+    // but not the data file written through the handle.
+    std::fs::write(v.data_path(next), b"bytes of a file the crash lost").unwrap();
+    drop(v);
+    let v = Volume::open(&d.path().join("vol")).unwrap();
+    let (f, mut file) = v.create_file(ROOT_INO, b"f", 0o644, (0, 0), true).unwrap();
+    assert_eq!(f.ino, next);
+    file.write_all(b"new").unwrap();
+    assert_eq!(std::fs::read(v.data_path(f.ino)).unwrap(), b"new");
+    consistent(&v);
+}
+
+#[test]
 fn spare_data_files_are_made_ahead_used_and_cleaned_up() {
     let (_d, v) = vol();
     let v = std::sync::Arc::new(v);
