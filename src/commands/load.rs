@@ -101,11 +101,8 @@ pub fn run(kind: LoadKind, level: LogLevel) -> anyhow::Result<ExitCode> {
         crate::commands::logging::init(level, None)?;
         return dry_run(&args);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(load(args, level))
+    let rt = crate::commands::runtime()?;
+    crate::commands::run_on_workers(&rt, load(args, level))?
 }
 
 async fn load(args: LoadArgs, level: LogLevel) -> anyhow::Result<ExitCode> {

@@ -48,7 +48,8 @@ pub struct SyncArgs {
 /// Runs `sync`.
 pub fn run(args: SyncArgs, level: LogLevel) -> anyhow::Result<ExitCode> {
     crate::commands::logging::init(level, None)?;
-    crate::commands::runtime()?.block_on(sync(args))
+    let rt = crate::commands::runtime()?;
+    crate::commands::run_on_workers(&rt, sync(args))?
 }
 
 async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {

@@ -31,6 +31,9 @@ use super::{
 /// Name of the subdirectory holding in-progress puts.
 pub const TEMP_DIR: &str = ".clfs-fs-tmp";
 
+/// Largest put done on the calling thread when puts are not fsynced.
+const INLINE_PUT_MAX: usize = 64 * 1024;
+
 /// Longest file name most Linux file systems accept.
 const MAX_FILE_NAME: usize = 255;
 
@@ -469,6 +472,13 @@ fn is_directory_error(e: &io::Error, path: &Path) -> bool {
 #[async_trait]
 impl BlobStore for LocalStore {
     async fn put(&self, name: &BlobName, data: Bytes) -> Result<(), StoreError> {
+        // A small put that is not fsynced here (the container is flushed
+        // later) is a few page-cache operations: done on the caller's
+        // thread, it saves the two thread hand-offs of a blocking task,
+        // about a tenth of a small-file load's time.
+        if !self.inner.options.durable && data.len() <= INLINE_PUT_MAX {
+            return self.inner.put(name, &data);
+        }
         let owned = name.clone();
         self.blocking(Op::Put, name.as_str(), move |inner| {
             inner.put(&owned, &data)
