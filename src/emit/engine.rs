@@ -134,6 +134,7 @@ impl Engine {
             ));
         }
         secret.copy_from_slice(&raw);
+        let source_root = hex::decode(&meta.source_root_hex).unwrap_or_default();
         Ok(Arc::new(Engine {
             compression,
             ids: LoadIds {
@@ -147,13 +148,14 @@ impl Engine {
                 Arc::clone(&stats),
                 compression,
                 opts.segment_buffers,
-            ),
+            )
+            .with_cached_reads_under(scan::as_path(&source_root)),
             pending: Mutex::new(PendingCommits {
                 batch: ns.batch(),
                 objects: 0,
                 since: Instant::now(),
             }),
-            source_root_typed: hex::decode(&meta.source_root_hex).unwrap_or_default(),
+            source_root_typed: source_root,
             meta: Mutex::new(meta),
             ns,
             store,

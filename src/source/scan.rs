@@ -134,6 +134,106 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// Whether the file system holding `path` keeps its files on a local
+/// device (ext4, XFS, Btrfs, F2FS, ZFS, bcachefs, tmpfs, overlayfs), where
+/// opening a file whose path was just looked up, and reading what is in
+/// the page cache, never waits on a network: what [`read_start_cached`]
+/// relies on. Network and FUSE file systems, and any error, answer false.
+pub fn is_local_disk_fs(path: &Path) -> bool {
+    const LOCAL: [i64; 8] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+        0xCA45_1A4E, // bcachefs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+    ];
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut s = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: c is a valid C string and s points to writable memory of the
+    // right size; statfs fills it on success.
+    if unsafe { libc::statfs(c.as_ptr(), s.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // f_type's width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    // SAFETY: statfs returned 0, so it initialised the struct.
+    let f_type = unsafe { s.assume_init() }.f_type as i64;
+    LOCAL.contains(&f_type)
+}
+
+/// The first `len` bytes of the regular file at `path` (all of it when
+/// shorter) and the file positioned after them, if that needs no wait on a
+/// device: the path is resolved from the kernel's lookup cache only
+/// (`openat2` with `RESOLVE_CACHED`) and the bytes come from the page cache
+/// only (`preadv2` with `RWF_NOWAIT`). `None` when anything would have
+/// waited, or failed: the caller then reads the ordinary way, which also
+/// reports any error. Meant for a local file system (see
+/// [`is_local_disk_fs`]), where it lets a small file be read without
+/// handing the work to a blocking thread.
+pub fn read_start_cached(path: &Path, len: usize) -> Option<(File, Vec<u8>)> {
+    use std::os::fd::FromRawFd;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open_how is plain integers; all zero is its default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    // O_NOATIME as in open_regular (a caller who may not use it gets EPERM
+    // here and the ordinary way, which falls back).
+    how.flags =
+        (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOATIME)
+            as u64;
+    how.resolve = libc::RESOLVE_CACHED;
+    // SAFETY: openat2 with a valid C string, a valid open_how and its
+    // size; the result is a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a descriptor this function just opened and owns.
+    let file = unsafe { File::from_raw_fd(fd as libc::c_int) };
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    let mut n = 0;
+    while n < len {
+        let iov = libc::iovec {
+            iov_base: buf[n..].as_mut_ptr().cast(),
+            iov_len: len - n,
+        };
+        // SAFETY: one iovec over the unfilled part of buf; offset -1 reads
+        // at (and advances) the file position.
+        let r = unsafe {
+            libc::preadv2(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                &iov,
+                1,
+                -1,
+                libc::RWF_NOWAIT,
+            )
+        };
+        match r {
+            0 => break,
+            k if k > 0 => n += k as usize,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return None,
+        }
+    }
+    buf.truncate(n);
+    Some((file, buf))
+}
+
 /// Reads until `buf` is full or end of file; returns the bytes read.
 pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -171,6 +271,53 @@ pub fn code_points(mut b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_start_read_gives_the_bytes_and_leaves_the_file_after_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let body: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &body).unwrap();
+        // Just written and read: the path and the bytes are cached.
+        assert_eq!(std::fs::read(&p).unwrap(), body);
+        let (mut f, first) = read_start_cached(&p, 16_384).expect("cached");
+        assert_eq!(first, body[..16_384]);
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, body[16_384..]);
+        // Shorter than asked: the whole file.
+        let (_, all) = read_start_cached(&p, 100_000).expect("cached");
+        assert_eq!(all, body);
+        std::fs::write(&p, b"").unwrap();
+        let (_, none) = read_start_cached(&p, 10).expect("cached");
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_cached_start_read_leaves_everything_but_regular_files_to_the_ordinary_way() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(read_start_cached(&l, 10).is_none(), "symlink");
+        assert!(read_start_cached(&sub, 10).is_none(), "directory");
+        assert!(read_start_cached(&d.path().join("missing"), 10).is_none());
+        assert!(read_start_cached(&f, 10).is_some());
+    }
+
+    #[test]
+    fn local_disk_file_systems_are_told_from_others() {
+        // /proc is neither local disk nor network: never the cached way.
+        assert!(!is_local_disk_fs(Path::new("/proc")));
+        assert!(!is_local_disk_fs(Path::new("/no/such/path")));
+        // /dev/shm is tmpfs wherever the tests run.
+        if Path::new("/dev/shm").is_dir() {
+            assert!(is_local_disk_fs(Path::new("/dev/shm")));
+        }
+    }
 
     #[test]
     fn code_points_count_like_surrogateescape() {

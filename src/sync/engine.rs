@@ -255,7 +255,8 @@ impl Sync {
                 Arc::clone(&stats),
                 opts.compression,
                 opts.segment_buffers,
-            ),
+            )
+            .with_cached_reads_under(vol.dir()),
             vol,
             stats,
             ids: LoadIds {
