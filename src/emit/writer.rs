@@ -75,11 +75,11 @@ impl Writer {
         }
     }
 
-    /// Reads the files under `source` try their first piece from the page
-    /// cache on the calling thread before handing the read to a blocking
-    /// thread, when `source` is on a local disk file system (see
-    /// [`scan::read_start_cached`]): for a small file already in the cache
-    /// that saves the two thread hand-offs of a blocking task.
+    /// When `source` is on a local disk file system, a file's first piece
+    /// is first tried from the caches on the calling thread (see
+    /// [`scan::read_start_cached`]) and read by a blocking thread only if
+    /// that would wait: for a small file already in the page cache, that
+    /// saves the two thread hand-offs of a blocking task.
     pub fn with_cached_reads_under(mut self, source: &Path) -> Self {
         self.cached_reads = scan::is_local_disk_fs(source);
         self
