@@ -34,6 +34,9 @@ pub const TEMP_DIR: &str = ".clfs-fs-tmp";
 /// Largest put done on the calling thread when puts are not fsynced.
 const INLINE_PUT_MAX: usize = 64 * 1024;
 
+/// Smallest blob whose writeback starts when it is put (not fsynced).
+const WRITEBACK_MIN: usize = 1 << 20;
+
 /// Longest file name most Linux file systems accept.
 const MAX_FILE_NAME: usize = 255;
 
@@ -251,6 +254,7 @@ impl Inner {
             if self.options.durable {
                 file.sync_data()
             } else {
+                start_writeback(&file, data.len());
                 Ok(())
             }
         });
@@ -424,6 +428,8 @@ impl Inner {
         file.write_all(data)?;
         if self.options.durable {
             file.sync_data()?;
+        } else {
+            start_writeback(&file, data.len());
         }
         let fd_path = std::ffi::CString::new(format!(
             "/proc/self/fd/{}",
@@ -455,6 +461,26 @@ impl Inner {
             fs::File::open(&self.root).and_then(|d| d.sync_all())?;
         }
         Ok(true)
+    }
+}
+
+/// Starts writing a large blob's pages to the device without waiting
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`) when puts are not
+/// fsynced: the container's flush then finds them written, instead of the
+/// whole load's data waiting for it at the end (a big-file load spent a
+/// quarter of its time there). Only a hint: an error shows at the flush.
+fn start_writeback(file: &fs::File, len: usize) {
+    if len < WRITEBACK_MIN {
+        return;
+    }
+    // SAFETY: sync_file_range on a descriptor `file` owns, whole file.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -605,6 +631,36 @@ mod tests {
         assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
         let err = store.get(&name("x")).await.unwrap_err();
         assert!(matches!(err, StoreError::ContainerNotFound { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unsynced_puts_of_every_size_read_back_after_the_flush() {
+        // Small ones run on the caller's thread, large ones start their
+        // writeback early; new names and overwrites, both ways.
+        let dir = tempfile::tempdir().unwrap();
+        let options = LocalOptions {
+            durable: false,
+            ..LocalOptions::default()
+        };
+        let store = LocalStore::open_with(dir.path(), options).unwrap();
+        let sizes = [
+            0,
+            1,
+            INLINE_PUT_MAX,
+            INLINE_PUT_MAX + 1,
+            WRITEBACK_MIN,
+            3 << 20,
+        ];
+        for (i, len) in sizes.into_iter().enumerate() {
+            let n = name(&format!("b{i}"));
+            for fill in [1u8, 2] {
+                let body: Vec<u8> = (0..len).map(|k| (k % 253) as u8 ^ fill).collect();
+                store.put(&n, Bytes::from(body.clone())).await.unwrap();
+                assert_eq!(store.get(&n).await.unwrap(), body, "{len} bytes");
+            }
+        }
+        store.flush().await.unwrap();
+        assert!(!dir.path().join(TEMP_DIR).read_dir().unwrap().any(|_| true));
     }
 
     #[tokio::test]
