@@ -13,8 +13,9 @@
 //! syncs DST's file system (`syncfs`), as a load into a local container
 //! does before it publishes the root. `put` sends every
 //! regular file under SRC as one Put Blob (named by its relative path)
-//! through the bare Azure backend, no retry or rate layers, N requests in
-//! flight; a file larger than 8 MiB goes as 8 MiB blobs, the piece size the
+//! through the Azure backend with the retry layer only (a request the
+//! emulator drops is sent again, as the load does; no cost when none
+//! fails), no rate or concurrency layers, N requests in flight; a file larger than 8 MiB goes as 8 MiB blobs, the piece size the
 //! load uses, so both send the same requests' worth of bytes. Concurrency
 //! defaults to 32, the load's default.
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clfs_fs::store::azure::{AzureOptions, AzureStore};
+use clfs_fs::store::retry::{RetryPolicy, Retrying};
 use clfs_fs::store::url::Location;
 use clfs_fs::store::{BlobName, BlobStore};
 use futures::{StreamExt, TryStreamExt};
@@ -101,7 +103,10 @@ async fn copy(src: &Path, dst: &Path, concurrency: usize, sync: bool) -> Result<
 }
 
 async fn put(src: &Path, url: &str, concurrency: usize) -> Result<(), BoxError> {
-    let store = Arc::new(azure(url, concurrency)?);
+    let store = Arc::new(Retrying::new(
+        azure(url, concurrency)?,
+        RetryPolicy::default(),
+    ));
     let mut pieces = Vec::new();
     for (path, len) in files_under(src)? {
         let name = relative_name(src, &path);
