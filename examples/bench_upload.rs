@@ -15,9 +15,10 @@
 //! regular file under SRC as one Put Blob (named by its relative path)
 //! through the Azure backend with the retry layer only (a request the
 //! emulator drops is sent again, as the load does; no cost when none
-//! fails), no rate or concurrency layers, N requests in flight; a file larger than 8 MiB goes as 8 MiB blobs, the piece size the
-//! load uses, so both send the same requests' worth of bytes. Concurrency
-//! defaults to 32, the load's default.
+//! fails), no rate or concurrency layers, N requests in flight; a file
+//! larger than 8 MiB goes as 8 MiB blobs, the piece size the load uses, so
+//! both send the same requests' worth of bytes. Concurrency defaults to
+//! 32, the load's default.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
