@@ -17,9 +17,9 @@ use clfs_fs::volume::Volume;
 
 use common::mount::Mounted;
 
-/// 30 directories of 100 small files, hard links, and a 64 MiB file.
+/// 60 directories of 100 small files, hard links, and a 64 MiB file.
 fn make_tree(root: &Path) {
-    for d in 0..30 {
+    for d in 0..60 {
         let dir = root.join(format!("dir{d:02}"));
         std::fs::create_dir_all(&dir).expect("mkdir");
         for f in 0..100 {
@@ -82,7 +82,18 @@ fn sigkill_during_a_copy_keeps_the_namespace_and_fsynced_files() {
             .stderr(Stdio::null())
             .spawn()
             .expect("cp starts");
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
+        // Killed a random moment after the copy has started writing: a
+        // fixed delay from the spawn would let a fast machine finish first.
+        let dst = mp.join(format!("copy{round}"));
+        let waiting = Instant::now();
+        while std::fs::read_dir(&dst).map_or(true, |mut d| d.next().is_none()) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "the copy wrote nothing in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..300)));
         m.kill();
         let start = Instant::now();
         loop {
