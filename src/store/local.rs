@@ -250,14 +250,9 @@ impl Inner {
             }
             Err(e) => return Err(err(&temp_path, e)),
         };
-        let written = file.write_all(data).and_then(|()| {
-            if self.options.durable {
-                file.sync_data()
-            } else {
-                start_writeback(&file, data.len());
-                Ok(())
-            }
-        });
+        let written = file
+            .write_all(data)
+            .and_then(|()| self.settle(&file, data.len()));
         drop(file);
         if let Err(e) = written {
             let _ = fs::remove_file(&temp_path);
@@ -426,11 +421,7 @@ impl Inner {
             Err(e) => return Err(e),
         };
         file.write_all(data)?;
-        if self.options.durable {
-            file.sync_data()?;
-        } else {
-            start_writeback(&file, data.len());
-        }
+        self.settle(&file, data.len())?;
         let fd_path = std::ffi::CString::new(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&file)
@@ -461,6 +452,17 @@ impl Inner {
             fs::File::open(&self.root).and_then(|d| d.sync_all())?;
         }
         Ok(true)
+    }
+
+    /// After a blob's bytes are written to `file`: fsyncs them when puts
+    /// are durable, else starts the writeback of a large one.
+    fn settle(&self, file: &fs::File, len: usize) -> io::Result<()> {
+        if self.options.durable {
+            file.sync_data()
+        } else {
+            start_writeback(file, len);
+            Ok(())
+        }
     }
 }
 
