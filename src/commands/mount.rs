@@ -48,7 +48,11 @@ pub struct MountArgs {
     /// allow_root; no_passthrough (by default the kernel reads and writes
     /// file contents directly when it supports FUSE passthrough, Linux
     /// 6.9+); writeback_cache (instead of passthrough: the kernel caches
-    /// writes and keeps regular files' ctime itself). With --container:
+    /// writes and keeps regular files' ctime itself); no_low_latency (by
+    /// default, as root, while requests arrive densely the daemon asks the
+    /// kernel for 0 µs CPU wake-up latency, so idle CPUs poll instead of
+    /// halting: small-file copies run about twice as fast, at the cost of
+    /// busy idle CPUs during them). With --container:
     /// allow_other, allow_root, auto_unmount, ro, nodev, nosuid, noexec,
     /// noatime, fsname=..., subtype=....
     #[arg(

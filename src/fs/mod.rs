@@ -11,6 +11,7 @@
 //! empty list.
 
 pub mod attr;
+pub mod cpu_latency;
 pub mod mount;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use crate::clfs::id::Ftype;
 use crate::volume::{DirEntry, Inode, OpError, RenameFlags, SetAttr, Volume, VolumeError};
 
 use attr::{file_attr, file_type};
+use cpu_latency::CpuLatency;
 
 /// How long the kernel may cache attributes and entries. This process is
 /// the only writer, and the kernel updates its cache from every reply.
@@ -111,6 +113,9 @@ pub struct FsOptions {
     pub writeback_cache: bool,
     /// Let the kernel read and write data files directly when it can.
     pub passthrough: bool,
+    /// Hold 0 µs CPU wake-up latency while requests are dense (see
+    /// [`cpu_latency`]).
+    pub low_latency: bool,
 }
 
 /// The staging filesystem over one open volume.
@@ -123,6 +128,8 @@ pub struct StagingFs {
     /// Passthrough was negotiated with the kernel.
     passthrough: bool,
     open_inodes: Mutex<HashMap<u64, OpenInode>>,
+    /// Counts requests; started in `init` (after the daemon forked).
+    latency: CpuLatency,
 }
 
 impl std::fmt::Debug for StagingFs {
@@ -146,6 +153,7 @@ impl StagingFs {
             next_fh: AtomicU64::new(1),
             passthrough: false,
             open_inodes: Mutex::new(HashMap::new()),
+            latency: CpuLatency::off(),
         }
     }
 
@@ -366,10 +374,14 @@ impl Filesystem for StagingFs {
         if !self.opts.read_only {
             self.vol.start_spares();
         }
+        if self.opts.low_latency {
+            self.latency = CpuLatency::start();
+        }
         Ok(())
     }
 
     fn destroy(&mut self) {
+        self.latency.stop();
         self.vol.stop_spares();
         if let Err(e) = self.vol.sync_metadata() {
             tracing::error!("at unmount: {e}");
@@ -377,6 +389,7 @@ impl Filesystem for StagingFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.latency.touch();
         match self.vol.lookup(parent.0, name_bytes(name)) {
             // Only this mount changes the volume, and the kernel replaces a
             // cached negative entry itself when it creates the name: a
@@ -389,6 +402,7 @@ impl Filesystem for StagingFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.latency.touch();
         match self.inode_fresh(ino.0) {
             Ok(i) => reply.attr(&TTL, &file_attr(&i)),
             Err(e) => reply.error(errno(&e)),
@@ -413,6 +427,7 @@ impl Filesystem for StagingFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -447,6 +462,7 @@ impl Filesystem for StagingFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.latency.touch();
         match self.vol.inode(ino.0) {
             Ok(i) if i.ftype == Ftype::Lnk => reply.data(&i.target),
             Ok(_) => reply.error(Errno::EINVAL),
@@ -464,6 +480,7 @@ impl Filesystem for StagingFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -484,6 +501,7 @@ impl Filesystem for StagingFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -496,6 +514,7 @@ impl Filesystem for StagingFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -503,6 +522,7 @@ impl Filesystem for StagingFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -517,6 +537,7 @@ impl Filesystem for StagingFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -543,6 +564,7 @@ impl Filesystem for StagingFs {
         flags: FuseRenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -574,6 +596,7 @@ impl Filesystem for StagingFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -584,6 +607,7 @@ impl Filesystem for StagingFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.latency.touch();
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             if let Err(e) = self.writable() {
                 return reply.error(e);
@@ -615,6 +639,7 @@ impl Filesystem for StagingFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.latency.touch();
         let Some(f) = self.file(fh) else {
             return reply.error(Errno::EBADF);
         };
@@ -646,6 +671,7 @@ impl Filesystem for StagingFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }
@@ -670,6 +696,7 @@ impl Filesystem for StagingFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         reply.ok()
     }
 
@@ -683,6 +710,7 @@ impl Filesystem for StagingFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         let f = self
             .files
             .lock()
@@ -702,6 +730,7 @@ impl Filesystem for StagingFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         let Some(f) = self.file(fh) else {
             return reply.error(Errno::EBADF);
         };
@@ -721,6 +750,7 @@ impl Filesystem for StagingFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.latency.touch();
         match self.vol.inode(ino.0) {
             Ok(i) if i.is_dir() => {}
             Ok(_) => return reply.error(Errno::ENOTDIR),
@@ -745,6 +775,7 @@ impl Filesystem for StagingFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.latency.touch();
         let d = match self.listing(ino.0, fh, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -782,6 +813,7 @@ impl Filesystem for StagingFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.latency.touch();
         let d = match self.listing(ino.0, fh, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -832,6 +864,7 @@ impl Filesystem for StagingFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         self.dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -847,10 +880,12 @@ impl Filesystem for StagingFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         Self::empty(reply, self.vol.sync_metadata())
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.latency.touch();
         match nix_statvfs(self.vol.dir()) {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -876,6 +911,7 @@ impl Filesystem for StagingFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.latency.touch();
         // "Not implemented": the kernel answers ENOTSUP itself from then on
         // (the caller sees the same error), which spares `cp -a` a round
         // trip per file for the ACL it tries to copy.
@@ -890,6 +926,7 @@ impl Filesystem for StagingFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        self.latency.touch();
         // "Not implemented": the kernel then stops asking (no more
         // security.capability lookups on every file's first write, one
         // round trip per file saved) and answers ENOTSUP itself.
@@ -897,6 +934,7 @@ impl Filesystem for StagingFs {
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.latency.touch();
         if size == 0 {
             reply.size(0)
         } else {
@@ -905,11 +943,13 @@ impl Filesystem for StagingFs {
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        self.latency.touch();
         // As setxattr: the kernel answers ENOTSUP itself from then on.
         reply.error(Errno::from_i32(libc::ENOSYS))
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        self.latency.touch();
         // Permissions are checked by the kernel (default_permissions);
         // this only answers whether the inode exists.
         Self::empty(reply, self.vol.inode(ino.0).map(drop))
@@ -926,6 +966,7 @@ impl Filesystem for StagingFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        self.latency.touch();
         // No ioctl is supported (tools probe with TCGETS: answer as a
         // regular file on a local filesystem does).
         reply.error(Errno::ENOTTY)
@@ -941,6 +982,7 @@ impl Filesystem for StagingFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.latency.touch();
         if let Err(e) = self.writable() {
             return reply.error(e);
         }

@@ -19,7 +19,7 @@ pub enum MountError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
     /// An unknown or conflicting `-o` option.
-    #[error("mount option {0:?} is not supported (known: ro, rw, allow_other, allow_root, passthrough, no_passthrough, writeback_cache, no_writeback_cache)")]
+    #[error("mount option {0:?} is not supported (known: ro, rw, allow_other, allow_root, passthrough, no_passthrough, writeback_cache, no_writeback_cache, low_latency, no_low_latency)")]
     Option(String),
     /// The mount point is not a directory.
     #[error("mount point {path}: {detail}")]
@@ -73,6 +73,7 @@ fn parse_options(opts: &[String]) -> Result<Parsed, MountError> {
             read_only: false,
             writeback_cache: false,
             passthrough: true,
+            low_latency: true,
         },
         acl: SessionACL::Owner,
     };
@@ -88,6 +89,8 @@ fn parse_options(opts: &[String]) -> Result<Parsed, MountError> {
             }
             "no_writeback_cache" => p.fs.writeback_cache = false,
             "passthrough" => p.fs.passthrough = true,
+            "low_latency" => p.fs.low_latency = true,
+            "no_low_latency" => p.fs.low_latency = false,
             "no_passthrough" => p.fs.passthrough = false,
             other => return Err(MountError::Option(other.to_string())),
         }
