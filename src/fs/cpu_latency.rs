@@ -32,9 +32,9 @@ use std::time::Duration;
 /// The kernel's CPU latency QoS device.
 pub const DEVICE: &str = "/dev/cpu_dma_latency";
 /// The window over which requests are counted.
-pub const WINDOW: Duration = Duration::from_millis(50);
+pub const WINDOW: Duration = Duration::from_millis(10);
 /// Requests in one window that take (or keep) the latency request.
-pub const MIN_REQUESTS: u64 = 50;
+pub const MIN_REQUESTS: u64 = 10;
 
 #[derive(Debug, Default)]
 struct Control {
