@@ -11,6 +11,7 @@
 //! empty list.
 
 pub mod attr;
+pub mod blocking;
 pub mod cpu_latency;
 pub mod mount;
 
@@ -35,11 +36,15 @@ use crate::clfs::id::Ftype;
 use crate::volume::{DirEntry, Inode, OpError, RenameFlags, SetAttr, Volume, VolumeError};
 
 use attr::{file_attr, file_type};
+use blocking::Blocking;
 use cpu_latency::CpuLatency;
 
 /// How long the kernel may cache attributes and entries. This process is
 /// the only writer, and the kernel updates its cache from every reply.
 const TTL: Duration = Duration::from_secs(1);
+/// Threads and queue length of the pool for requests that can block.
+const BLOCKING_THREADS: usize = 2;
+const BLOCKING_QUEUE: usize = 64;
 /// Largest write request (the issue's `max_write`).
 pub const MAX_WRITE: u32 = 1024 * 1024;
 
@@ -96,6 +101,31 @@ fn stamp(md: &std::fs::Metadata) -> DataStamp {
     (md.len(), md.mtime(), md.mtime_nsec())
 }
 
+/// The record of `i` brought up to date with its data file when the kernel
+/// may have written that directly (`passthrough`, file in `open`).
+fn fresh_record(
+    vol: &Volume,
+    passthrough: bool,
+    open: &Mutex<HashMap<u64, OpenInode>>,
+    i: Inode,
+) -> Result<Inode, VolumeError> {
+    if !passthrough || i.ftype != Ftype::Reg {
+        return Ok(i);
+    }
+    let mut g = open.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(o) = g.get_mut(&i.ino) else {
+        return Ok(i);
+    };
+    let path = vol.data_path(i.ino);
+    let md = std::fs::metadata(&path).map_err(|e| VolumeError::Io { path, source: e })?;
+    if o.seen == Some(stamp(&md)) {
+        return Ok(i);
+    }
+    let fresh = vol.refresh_from_data(i.ino, &md, true, false)?;
+    o.seen = Some(stamp(&md));
+    Ok(fresh)
+}
+
 /// A directory listing, taken when it is read from the start, so that
 /// entries removed or added while a tool walks it never shift the offsets.
 struct OpenDir {
@@ -127,7 +157,9 @@ pub struct StagingFs {
     next_fh: AtomicU64,
     /// Passthrough was negotiated with the kernel.
     passthrough: bool,
-    open_inodes: Mutex<HashMap<u64, OpenInode>>,
+    open_inodes: Arc<Mutex<HashMap<u64, OpenInode>>>,
+    /// Runs the requests that can block (fsync); started in `init`.
+    blocking: Blocking,
     /// Counts requests; started in `init` (after the daemon forked).
     latency: CpuLatency,
 }
@@ -152,7 +184,8 @@ impl StagingFs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: false,
-            open_inodes: Mutex::new(HashMap::new()),
+            open_inodes: Arc::new(Mutex::new(HashMap::new())),
+            blocking: Blocking::off(),
             latency: CpuLatency::off(),
         }
     }
@@ -160,21 +193,7 @@ impl StagingFs {
     /// The record of `i` brought up to date with its data file when the
     /// kernel may have written that directly (passthrough, file open).
     fn fresh(&self, i: Inode) -> Result<Inode, VolumeError> {
-        if !self.passthrough || i.ftype != Ftype::Reg {
-            return Ok(i);
-        }
-        let mut g = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(o) = g.get_mut(&i.ino) else {
-            return Ok(i);
-        };
-        let path = self.vol.data_path(i.ino);
-        let md = std::fs::metadata(&path).map_err(|e| VolumeError::Io { path, source: e })?;
-        if o.seen == Some(stamp(&md)) {
-            return Ok(i);
-        }
-        let fresh = self.vol.refresh_from_data(i.ino, &md, true, false)?;
-        o.seen = Some(stamp(&md));
-        Ok(fresh)
+        fresh_record(&self.vol, self.passthrough, &self.open_inodes, i)
     }
 
     fn inode_fresh(&self, ino: u64) -> Result<Inode, VolumeError> {
@@ -377,11 +396,13 @@ impl Filesystem for StagingFs {
         if self.opts.low_latency {
             self.latency = CpuLatency::start();
         }
+        self.blocking = Blocking::start(BLOCKING_THREADS, BLOCKING_QUEUE);
         Ok(())
     }
 
     fn destroy(&mut self) {
         self.latency.stop();
+        self.blocking.stop();
         self.vol.stop_spares();
         if let Err(e) = self.vol.sync_metadata() {
             tracing::error!("at unmount: {e}");
@@ -734,19 +755,24 @@ impl Filesystem for StagingFs {
         let Some(f) = self.file(fh) else {
             return reply.error(Errno::EBADF);
         };
-        let r = if datasync {
-            f.data.sync_data()
-        } else {
-            f.data.sync_all()
-        };
-        if let Err(e) = r {
-            tracing::error!("fsync {}: {e}", self.vol.data_path(f.ino).display());
-            return reply.error(Errno::from(e));
-        }
-        let r = self
-            .inode_fresh(f.ino)
-            .and_then(|_| self.vol.sync_metadata());
-        Self::empty(reply, r)
+        let (vol, open, passthrough) =
+            (self.vol.clone(), self.open_inodes.clone(), self.passthrough);
+        self.blocking.run(move || {
+            let r = if datasync {
+                f.data.sync_data()
+            } else {
+                f.data.sync_all()
+            };
+            if let Err(e) = r {
+                tracing::error!("fsync {}: {e}", vol.data_path(f.ino).display());
+                return reply.error(Errno::from(e));
+            }
+            let r = vol
+                .inode(f.ino)
+                .and_then(|i| fresh_record(&vol, passthrough, &open, i))
+                .and_then(|_| vol.sync_metadata());
+            Self::empty(reply, r)
+        })
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -881,7 +907,9 @@ impl Filesystem for StagingFs {
         reply: ReplyEmpty,
     ) {
         self.latency.touch();
-        Self::empty(reply, self.vol.sync_metadata())
+        let vol = self.vol.clone();
+        self.blocking
+            .run(move || Self::empty(reply, vol.sync_metadata()))
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
