@@ -5,7 +5,7 @@
 //! sits in a halt state, the wake-up costs the halt's exit latency, and in
 //! a virtual machine a vCPU that halted is resumed by the host: on the
 //! 2-vCPU build VM that made a small-file creation (five requests) take
-//! 150–170 µs through the mount against 62–74 µs with idle CPUs polling
+//! 150–184 µs through the mount against 62–74 µs with idle CPUs polling
 //! instead of halting.
 //!
 //! So while requests arrive densely, the daemon holds a PM QoS request of
@@ -18,8 +18,9 @@
 //! they are. Opening the device needs root; without it the mount runs as
 //! it would without this module.
 //!
-//! The request path costs one atomic increment and one load
-//! ([`CpuLatency::touch`]); a thread does the rest.
+//! The request path costs one atomic increment and two loads
+//! ([`CpuLatency::touch`]) while the request is held; a thread does the
+//! rest.
 
 use std::fs::File;
 use std::io::Write;

@@ -390,6 +390,12 @@ impl Filesystem for StagingFs {
                 "write-through"
             }
         );
+        if self.opts.passthrough && !self.opts.writeback_cache && !self.passthrough {
+            tracing::warn!(
+                "the kernel did not grant FUSE passthrough (it needs root and Linux 6.9+ \
+                 built with it): file contents go through the daemon"
+            );
+        }
         if !self.opts.read_only {
             self.vol.start_spares();
         }
