@@ -374,3 +374,53 @@ impl Drop for Unmounter {
 fn scopeguard(mp: &Path) -> Unmounter {
     Unmounter(mp.to_path_buf())
 }
+
+/// Unlinks and renames that delete a large file (16 MiB and more) are
+/// served off the reader thread; what they leave must be what the small
+/// ones leave: the names, the link counts, the data files gone, a
+/// consistent volume.
+#[test]
+fn deleting_large_files_by_unlink_and_rename() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (vol, mp) = (tmp.path().join("vol"), tmp.path().join("mnt"));
+    let m = Mounted::new(&vol, &mp, &[]);
+    let big: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+    for n in ["gone", "over", "linked"] {
+        std::fs::write(mp.join(n), &big).expect("write a large file");
+    }
+    std::fs::write(mp.join("small"), b"replacement").expect("write");
+    std::fs::hard_link(mp.join("linked"), mp.join("second")).expect("link");
+    let inos: Vec<u64> = ["gone", "over", "linked"]
+        .iter()
+        .map(|n| std::fs::metadata(mp.join(n)).expect("stat").ino())
+        .collect();
+    std::fs::remove_file(mp.join("gone")).expect("unlink a large file");
+    std::fs::rename(mp.join("small"), mp.join("over")).expect("rename over a large file");
+    std::fs::remove_file(mp.join("linked")).expect("unlink one of two links");
+    let mut names: Vec<_> = std::fs::read_dir(&mp)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["over", "second"]);
+    assert_eq!(
+        std::fs::read(mp.join("over")).expect("read"),
+        b"replacement"
+    );
+    let second = std::fs::metadata(mp.join("second")).expect("stat");
+    assert_eq!((second.nlink(), second.ino()), (1, inos[2]));
+    assert!(std::fs::read(mp.join("second")).expect("read") == big);
+    m.unmount();
+    consistent(&vol);
+    let v = Volume::open(&vol).expect("open");
+    for ino in &inos[..2] {
+        assert!(
+            !v.data_path(*ino).exists(),
+            "the data file of deleted inode {ino} is gone"
+        );
+    }
+    assert!(
+        v.data_path(inos[2]).exists(),
+        "the linked file's data stays"
+    );
+}
