@@ -7,31 +7,46 @@ use std::sync::OnceLock;
 
 use super::fixtures::fixtures_dir;
 
-/// The `small` manifest's tree, built once per test binary (as root, so
-/// owners are set) into a folder that lives as long as the process.
+/// The `small` manifest's tree, built (as root, so owners are set) once
+/// per manifest and builder version into the cargo target's temporary
+/// folder, and reused by later test binaries and runs.
 pub fn small_tree() -> &'static Path {
     static TREE: OnceLock<PathBuf> = OnceLock::new();
     TREE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("clfs-small-tree")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
-        let dest = dir.join("small");
         let fx = fixtures_dir();
-        let out = Command::new("python3")
-            .arg(fx.join("make_tree.py"))
-            .arg("build")
-            .arg(fx.join("manifests/small.json"))
-            .arg(&dest)
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "make_tree.py build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dest
+        let script = fx.join("make_tree.py");
+        let manifest = fx.join("manifests/small.json");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in [&script, &manifest] {
+            std::hash::Hash::hash(&std::fs::read(f).expect("fixture file"), &mut h);
+        }
+        let name = format!("small-tree-{:016x}", std::hash::Hasher::finish(&h));
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let done = base.join(&name);
+        if !done.join("small").is_dir() {
+            // Built beside its final name, then renamed into place, so a
+            // test binary running at the same time never sees half a tree.
+            let part = base.join(format!("{name}.part-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&part);
+            std::fs::create_dir_all(&part).expect("tree folder");
+            let out = Command::new("python3")
+                .arg(&script)
+                .arg("build")
+                .arg(&manifest)
+                .arg(part.join("small"))
+                .output()
+                .expect("python3 runs");
+            assert!(
+                out.status.success(),
+                "make_tree.py build failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if std::fs::rename(&part, &done).is_err() {
+                // Another binary finished first: use its tree.
+                let _ = std::fs::remove_dir_all(&part);
+            }
+        }
+        done.join("small")
     })
 }
 
