@@ -45,3 +45,14 @@ clfs_target_dir() {
     fi
     mkdir -p "$CARGO_TARGET_DIR"
 }
+
+# A benchmark's work folder at exit: removed, or kept when BENCH_KEEP=1
+# (deleting many files makes this ext4 create files several times slower
+# for minutes, so keep it when another measurement follows).
+clfs_bench_work_done() {
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "kept $1 (BENCH_KEEP=1)" >&2
+    else
+        rm -rf "$1"
+    fi
+}
