@@ -133,3 +133,43 @@ fn sigkill_during_a_copy_keeps_the_namespace_and_fsynced_files() {
     }
     assert!(cut_short > 0, "no copy was interrupted by the kill");
 }
+
+/// Files the kernel wrote directly (passthrough) and closed just before a
+/// SIGKILL keep their full length and contents after it, and those closed
+/// well before it keep the time they were closed (not the time of the
+/// recovery, which refreshes any inode still marked open for writing).
+#[test]
+fn files_closed_before_a_kill_keep_their_length_and_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (vol, mp) = (tmp.path().join("vol"), tmp.path().join("mnt"));
+    let m = Mounted::new(&vol, &mp, &[]);
+    let write = |name: &str, len: usize| {
+        let mut f = std::fs::File::create(mp.join(name)).expect("create");
+        f.write_all(&body(len)[..len]).expect("write");
+    };
+    // Fewer than one batch, then a pause longer than the batch's delay.
+    for i in 0..5 {
+        write(&format!("early{i}"), 1000 + i);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let before_kill = clfs_fs::volume::Timespec::now();
+    for i in 0..5 {
+        write(&format!("late{i}"), 2000 + i);
+    }
+    m.kill();
+    let v = Volume::open(&vol).expect("volume opens after the crash");
+    assert!(v.check().expect("check").is_empty());
+    for (prefix, base) in [("early", 1000), ("late", 2000)] {
+        for i in 0..5 {
+            let name = format!("{prefix}{i}");
+            let ino = v.lookup(1, name.as_bytes()).expect("file survives").ino;
+            let rec = v.inode(ino).expect("record");
+            assert_eq!(rec.size, (base + i) as u64, "{name}");
+            let data = std::fs::read(v.data_path(ino)).expect("data file");
+            assert!(data == body(base + i)[..base + i], "{name}: contents");
+            if prefix == "early" {
+                assert!(rec.mtime < before_kill, "{name}: close time kept");
+            }
+        }
+    }
+}
