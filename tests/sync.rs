@@ -771,8 +771,9 @@ fn killed_until_done(vol: &Path, url: &str, full: Duration, rng: &mut rand::rngs
         if kills < 8 && attempt < 20 {
             // Within the first quarter of what is left, roughly: each
             // killed run leaves less to do (the next one resumes), so the
-            // window shrinks by a quarter with every kill (with a fixed window, a third
-            // run could finish inside it and the test see too few kills).
+            // window shrinks by a quarter with every kill (in a fixed
+            // window, a third run could finish and the test see too few
+            // kills).
             let span = (0..kills).fold(full.as_millis() as u64 / 4, |s, _| s * 3 / 4);
             let ms = rng.random_range(5..span.max(20));
             let deadline = Instant::now() + Duration::from_millis(ms);
