@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 fx="${1:-../../shared/fixtures}"
-mkdir -p corpus/object_decode corpus/name_parse corpus/azure_xml
+mkdir -p corpus/object_decode corpus/name_parse corpus/azure_xml corpus/records_decode
 for c in "$fx"/*/blobs; do
     tag=$(basename "$(dirname "$c")")
     n=0

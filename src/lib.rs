@@ -22,6 +22,7 @@
 pub mod clfs;
 #[cfg(feature = "store")]
 pub mod read;
+pub mod records;
 #[cfg(feature = "store")]
 pub mod store;
 

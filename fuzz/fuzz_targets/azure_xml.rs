@@ -13,7 +13,10 @@ fuzz_target!(|body: &[u8]| {
         for blob in &page.blobs {
             let name = blob.name.as_str();
             assert!(!name.is_empty(), "an empty blob name was accepted");
-            assert!(name.len() <= MAX_NAME_LEN, "an over-long blob name was accepted");
+            assert!(
+                name.len() <= MAX_NAME_LEN,
+                "an over-long blob name was accepted"
+            );
         }
     }
 });

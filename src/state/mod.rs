@@ -3,7 +3,7 @@
 //! parameters. Layout in [`keys`]; one write batch per unit of work.
 
 pub mod keys;
-pub mod record;
+pub use crate::records::load as record;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -61,7 +61,7 @@
 mod check;
 pub mod keys;
 mod ops;
-pub mod record;
+pub use crate::records::volume as record;
 mod spare;
 
 use std::collections::HashMap;

@@ -215,15 +215,9 @@ impl ObjRecord {
 
 #[cfg(test)]
 mod tests {
+    use super::super::any_id;
     use super::*;
     use proptest::prelude::*;
-
-    fn any_id() -> impl Strategy<Value = ObjectId> {
-        prop_oneof![
-            any::<[u8; 16]>().prop_map(ObjectId::from_16),
-            any::<[u8; 24]>().prop_map(ObjectId::from_24),
-        ]
-    }
 
     fn any_state() -> impl Strategy<Value = ObjState> {
         prop::sample::select(vec![
