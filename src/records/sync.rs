@@ -1,5 +1,6 @@
 //! What a sync remembers of each inode it wrote: the record's byte
-//! encoding (the blob names it implies are in [`crate::sync`]).
+//! encoding (the blob names it implies are listed by the `sync` module,
+//! which needs RocksDB).
 
 use crate::clfs::bytes::{ByteReader, ByteWriter};
 use crate::clfs::error::{DecodeError, DecodeResult};
