@@ -1,7 +1,7 @@
 //! The object record: what the scan learnt about one source object and
 //! where its write stands.
 
-use crate::clfs::bytes::{ByteReader, ByteWriter};
+use crate::clfs::bytes::ByteWriter;
 use crate::clfs::error::DecodeResult;
 use crate::clfs::id::{Ftype, ObjectId, NULL_FILEHANDLE};
 
@@ -158,11 +158,7 @@ impl ObjRecord {
     /// Decodes a record.
     pub fn decode(b: &[u8]) -> DecodeResult<Self> {
         use crate::clfs::error::DecodeError;
-        let mut r = ByteReader::new(b, 0);
-        let v = r.u8("record version")?;
-        if v != RECORD_VERSION {
-            return Err(DecodeError::invalid(0, "record version", v.to_string()));
-        }
+        let mut r = super::versioned_reader(b, RECORD_VERSION)?;
         let state_at = r.offset();
         let state = ObjState::from_code(r.u8("state")?)
             .ok_or_else(|| DecodeError::invalid(state_at, "state", "unknown code"))?;

@@ -9,6 +9,20 @@ pub mod load;
 pub mod sync;
 pub mod volume;
 
+use crate::clfs::bytes::ByteReader;
+use crate::clfs::error::{DecodeError, DecodeResult};
+
+/// A reader of record `b` past its leading version byte, which must be
+/// `version`.
+fn versioned_reader(b: &[u8], version: u8) -> DecodeResult<ByteReader<'_>> {
+    let mut r = ByteReader::new(b, 0);
+    let v = r.u8("record version")?;
+    if v != version {
+        return Err(DecodeError::invalid(0, "record version", v.to_string()));
+    }
+    Ok(r)
+}
+
 /// Any CLFS id (16-byte or 24-byte), for the records' property tests.
 #[cfg(test)]
 fn any_id() -> impl proptest::strategy::Strategy<Value = crate::clfs::id::ObjectId> {

@@ -2,7 +2,7 @@
 //! encoding (the blob names it implies are listed by the `sync` module,
 //! which needs RocksDB).
 
-use crate::clfs::bytes::{ByteReader, ByteWriter};
+use crate::clfs::bytes::ByteWriter;
 use crate::clfs::error::{DecodeError, DecodeResult};
 use crate::clfs::id::{ObjectId, ROOT};
 use crate::clfs::name::{BlobName, Btype};
@@ -43,11 +43,7 @@ impl SyncedInode {
 
     /// Decodes a record.
     pub fn decode(b: &[u8]) -> DecodeResult<Self> {
-        let mut r = ByteReader::new(b, 0);
-        let v = r.u8("record version")?;
-        if v != RECORD_VERSION {
-            return Err(DecodeError::invalid(0, "record version", v.to_string()));
-        }
+        let mut r = super::versioned_reader(b, RECORD_VERSION)?;
         let id = r.id16("id")?;
         let at = r.offset();
         let btype = Btype::from_code(r.u16("btype")?)

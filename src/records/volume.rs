@@ -130,11 +130,7 @@ impl Inode {
 
     /// Decodes a record written by [`Inode::encode`].
     pub fn decode(b: &[u8]) -> DecodeResult<Self> {
-        let mut r = ByteReader::new(b, 0);
-        let v = r.u8("record version")?;
-        if v != INODE_RECORD_V1 {
-            return Err(DecodeError::invalid(0, "record version", format!("{v}")));
-        }
+        let mut r = super::versioned_reader(b, INODE_RECORD_V1)?;
         let ino = r.u64("ino")?;
         let fh = read_id(&mut r)?;
         let at = r.offset();
