@@ -147,7 +147,7 @@ fn files_closed_before_a_kill_keep_their_length_and_time() {
         let mut f = std::fs::File::create(mp.join(name)).expect("create");
         f.write_all(&body(len)[..len]).expect("write");
     };
-    // Fewer than one batch, then a pause longer than the batch's delay.
+    // Closed well before the kill (a pause of 2 s), then just before it.
     for i in 0..5 {
         write(&format!("early{i}"), 1000 + i);
     }
